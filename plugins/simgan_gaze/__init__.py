@@ -1,0 +1,1 @@
+"""simgan-toolkit plugin: the eye-gaze domain (simulator, target generator, task)."""

@@ -1,0 +1,127 @@
+"""Command-line interface: ``simgan run | refine | plugins`` (also ``python -m simgan_toolkit``).
+
+``python -m simgan_toolkit.run --task gaze`` is the same as ``simgan run --task gaze``.
+User errors print one line and exit non-zero; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from simgan_toolkit.errors import SimganError
+
+
+def _format_warning(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
+    return f"warning: {message}\n"
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", help="registered task name (see `simgan plugins`); may come from --config")
+    p.add_argument("--profile", default="default", help="settings profile of the task: smoke, default, paper, ... (default: %(default)s)")
+    p.add_argument("--config", metavar="FILE", help="TOML (or saved config.json) file overriding the profile")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set train.k_g=2 (repeatable; values parsed as TOML)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<task>-<profile>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: from the config, auto)")
+    p.add_argument("--seed", type=int, help="random seed (default: from the config, 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="simgan", description="SimGAN: refine simulated images so they look real while keeping their labels.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="simulate, train SimGAN, refine, export, train and score estimators")
+    _add_run_args(run)
+    ref = sub.add_parser("refine", help="apply a trained refiner checkpoint to an HDF5 file of synthetic images")
+    ref.add_argument("--checkpoint", required=True, help="trainer checkpoint (RUN/checkpoints/last.pt)")
+    ref.add_argument("--input", required=True, help="toolkit HDF5 file of synthetic images")
+    ref.add_argument("--output", required=True, help="HDF5 file to write (labels carried over)")
+    ref.add_argument("--device", default="auto")
+    ref.add_argument("--batch-size", type=int, default=512)
+    ref.add_argument("--seed", type=int, default=0, help="seed of the refiner's noise inputs, if it has any")
+    ref.add_argument("--no-progress", action="store_true")
+    sub.add_parser("plugins", help="list registered tasks, networks, feature transforms, losses and estimators")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from simgan_toolkit.config import build_config, load_config_file
+    from simgan_toolkit.errors import ConfigError
+    from simgan_toolkit.pipeline import run_pipeline
+    from simgan_toolkit.plugin import get_registry
+
+    task_name = args.task
+    if task_name is None and args.config:
+        task_name = load_config_file(args.config).get("task")
+    if task_name is None:
+        raise ConfigError("no task given: pass --task NAME (see `simgan plugins` for the registered tasks)")
+    registry = get_registry()
+    task = registry.create("task", task_name)
+    overrides = list(args.overrides)
+    if args.device:
+        overrides.append(f"device={args.device!r}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    config = build_config(task_name, args.profile, task.profiles(), config_file=args.config, overrides=overrides)
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out DIR: the run folder to continue")
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("runs") / f"{task_name}-{args.profile}-{stamp}"
+    if args.resume and not (out / "config.json").exists():
+        raise ConfigError(f"--resume: {str(out)!r} holds no run (no config.json)")
+    run_pipeline(config, out, registry, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def _cmd_refine(args: argparse.Namespace) -> int:
+    from simgan_toolkit.pipeline import resolve_device
+    from simgan_toolkit.plugin import get_registry
+    from simgan_toolkit.refine import refine_h5
+
+    n = refine_h5(
+        args.checkpoint, args.input, args.output, get_registry(), device=resolve_device(args.device),
+        batch_size=args.batch_size, seed=args.seed, progress=not args.no_progress,
+    )
+    print(f"refined {n} images -> {args.output}")
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from simgan_toolkit.plugin import get_plugin_manager
+
+    manager = get_plugin_manager()
+    entries = manager.registry.entries()
+    rows = [("kind", "name", "plugin", "description")] + [(e.kind, e.name, e.plugin, e.description) for e in entries]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
+    print(f"\nplugins loaded: {', '.join(manager.plugin_names())}")
+    for name, message in manager.failures:
+        print(f"plugin {name!r} FAILED: {message}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    warnings.formatwarning = _format_warning  # one readable line per plugin warning
+    args = build_parser().parse_args(argv)
+    handlers = {"run": _cmd_run, "refine": _cmd_refine, "plugins": _cmd_plugins}
+    try:
+        return handlers[args.command](args)
+    except SimganError as exc:
+        print(f"simgan: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        hint = f" (continue with --resume --out {args.out})" if getattr(args, "out", None) else ""
+        print(f"simgan: interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

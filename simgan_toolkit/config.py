@@ -1,0 +1,225 @@
+"""Run configuration: pydantic models, per-task profiles, TOML files and ``--set`` overrides.
+
+Precedence, lowest first: the model defaults below (the paper's eye settings), the task's
+profile (``Task.profiles()[profile]``), a TOML/JSON config file, then ``--set a.b=value``
+overrides. Every invalid value becomes one :class:`ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simgan_toolkit.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RefinerConfig(_Strict):
+    """Refiner architecture (registered name plus its options)."""
+
+    name: str = "resnet"
+    width: int = Field(64, ge=1)
+    blocks: int = Field(4, ge=0)
+    kernel_size: int = Field(3, ge=1)
+    output: Literal["tanh", "residual"] = "tanh"
+    noise_channels: int = Field(0, ge=0)
+
+    def factory_options(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"})
+
+
+class DiscriminatorConfig(_Strict):
+    """Discriminator architecture: ``local`` (per patch) or ``global`` (per image)."""
+
+    name: str = "local"
+    layers: list[str] = Field(
+        default_factory=lambda: ["conv3s2-96", "conv3s2-64", "pool3s1", "conv3-32", "conv1-32", "conv1-2"]
+    )
+    width_mult: float = Field(1.0, gt=0)
+    norm: Literal["none", "batch"] = "none"
+
+    def factory_options(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"})
+
+
+class FeatureConfig(_Strict):
+    """Feature transform psi of the self-regularisation loss."""
+
+    name: str = "identity"
+    #: Estimator checkpoint for ``learned``; if unset, the estimator trained on synthetic
+    #: images in the same run is used.
+    checkpoint: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimizerConfig(_Strict):
+    """One optimiser."""
+
+    name: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+
+
+class TrainConfig(_Strict):
+    """SimGAN training schedule (Algorithm 1 of the paper plus the two pretraining phases)."""
+
+    batch_size: int = Field(512, ge=2)
+    refiner_pretrain_steps: int = Field(1000, ge=0)
+    discriminator_pretrain_steps: int = Field(200, ge=0)
+    #: Adversarial iterations; each is ``k_g`` refiner steps then ``k_d`` discriminator steps.
+    steps: int = Field(2000, ge=0)
+    k_g: int = Field(2, ge=1)
+    k_d: int = Field(1, ge=1)
+    #: lambda, the weight of the self-regularisation L1 term (mean-normalised, see losses.py).
+    lam: float = Field(0.5, ge=0)
+    history: bool = True
+    history_size: int = Field(12800, ge=1)
+    refiner_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    discriminator_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    #: Registered loss implementation, or ``auto`` (the best one available on the device).
+    loss: str = "auto"
+    log_every: int = Field(10, ge=1)
+    sample_every: int = Field(200, ge=1)
+    checkpoint_every: int = Field(200, ge=1)
+
+
+class DataConfig(_Strict):
+    """How many images each source provides."""
+
+    n_synthetic: int = Field(20000, ge=1)
+    n_real: int = Field(20000, ge=1)
+    n_test: int = Field(2000, ge=1)
+    #: Labelled target images for the oracle estimator (0 disables the oracle row).
+    n_target_train: int = Field(20000, ge=0)
+
+
+class EstimatorConfig(_Strict):
+    """The downstream estimator and its training budget (identical for every training set)."""
+
+    name: str = "gaze_cnn"
+    options: dict[str, Any] = Field(default_factory=dict)
+    steps: int = Field(3000, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    train_on: list[Literal["synthetic", "refined", "target"]] = Field(
+        default_factory=lambda: ["synthetic", "refined", "target"]
+    )
+
+
+class RunConfig(_Strict):
+    """Everything one run needs. Saved as ``config.json`` in every run folder."""
+
+    task: str
+    profile: str = "default"
+    seed: int = 0
+    device: str = "auto"
+    refiner: RefinerConfig = Field(default_factory=RefinerConfig)
+    discriminator: DiscriminatorConfig = Field(default_factory=DiscriminatorConfig)
+    feature: FeatureConfig = Field(default_factory=FeatureConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    estimator: EstimatorConfig = Field(default_factory=EstimatorConfig)
+
+    @model_validator(mode="after")
+    def _check_batches(self) -> RunConfig:
+        if self.train.history and self.train.history_size < self.train.batch_size // 2:
+            raise ValueError(
+                f"train.history_size ({self.train.history_size}) must hold at least half a batch "
+                f"(train.batch_size // 2 = {self.train.batch_size // 2})"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------------------
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``override`` into a copy of ``base`` (dicts merge, other values replace)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """``"train.k_g=2"`` -> ``{"train": {"k_g": 2}}``. Values are read as TOML, else as strings."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.k_g=2")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: empty key")
+    try:
+        value: Any = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (or JSON, e.g. a saved ``config.json``) config file into a dict."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        if p.suffix == ".json":
+            return json.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid {p.suffix.lstrip('.').upper() or 'TOML'}: {exc}") from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem: ``field.path: message (got value)``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "config"
+        got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        lines.append(f"{loc}: {err['msg']}{got}")
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def build_config(
+    task: str,
+    profile: str,
+    profiles: dict[str, dict[str, Any]],
+    *,
+    config_file: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> RunConfig:
+    """Resolve a :class:`RunConfig` from a task's profiles, a file and overrides.
+
+    Raises:
+        ConfigError: unknown profile, unreadable file, or any invalid value (naming the field).
+    """
+    if profile not in profiles and profile != "default":
+        raise ConfigError(f"profile {profile!r} is not defined for task {task!r}; known: {', '.join(sorted(profiles))}")
+    merged: dict[str, Any] = deep_merge({}, profiles.get(profile, {}))
+    if config_file is not None:
+        merged = deep_merge(merged, load_config_file(config_file))
+    for item in overrides:
+        merged = deep_merge(merged, parse_override(item))
+    merged["task"] = task
+    merged["profile"] = profile
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None

@@ -1,0 +1,12 @@
+"""Downstream estimators: training on a labelled image set and scoring on the target test set."""
+
+from simgan_toolkit.estimation.training import (
+    build_estimator,
+    estimator_options,
+    evaluate_estimator,
+    predict,
+    save_estimator,
+    train_estimator,
+)
+
+__all__ = ["build_estimator", "estimator_options", "evaluate_estimator", "predict", "save_estimator", "train_estimator"]

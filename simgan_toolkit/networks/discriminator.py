@@ -1,0 +1,114 @@
+"""Local (per-patch) and global discriminators built from a compact layer spec.
+
+A spec is a list of strings, one per layer:
+
+- ``"conv{k}s{s}-{c}"``: k x k convolution, stride s, c output maps (``"conv3-32"`` = stride 1);
+- ``"pool{k}s{s}"``: k x k max-pooling with stride s.
+
+Convolutions are padded by k // 2; every convolution but the last is followed by an optional
+normalisation and a LeakyReLU (a linear discriminator, or a ReLU on the logits, were bugs of
+public ports). The last layer must be a convolution with 2 maps: real/refined logits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from simgan_toolkit.networks.base import Discriminator
+
+#: The paper's eye discriminator (35x55 input -> 7x12 patch map).
+EYE_LAYERS = ("conv3s2-96", "conv3s2-64", "pool3s1", "conv3-32", "conv1-32", "conv1-2")
+#: The paper's hand discriminator (224x224 input -> 7x7 patch map).
+HAND_LAYERS = ("conv7s4-96", "conv5s2-64", "pool3s2", "conv3s2-32", "conv1-32", "conv1-2")
+
+_CONV = re.compile(r"^conv(\d+)(?:s(\d+))?-(\d+)$")
+_POOL = re.compile(r"^pool(\d+)(?:s(\d+))?$")
+
+
+def parse_layers(
+    spec: Sequence[str], in_channels: int, width_mult: float = 1.0, norm: Literal["none", "batch"] = "none"
+) -> nn.Sequential:
+    """Build the layers of ``spec``; hidden widths are scaled by ``width_mult`` (the last stays 2).
+
+    Raises:
+        ValueError: naming the offending layer string.
+    """
+    if not spec:
+        raise ValueError("discriminator layers must not be empty")
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for i, item in enumerate(spec):
+        last = i == len(spec) - 1
+        if m := _CONV.match(item):
+            k, s, c = int(m[1]), int(m[2] or 1), int(m[3])
+            out = c if last else max(1, round(c * width_mult))
+            layers.append(nn.Conv2d(channels, out, k, stride=s, padding=k // 2))
+            channels = out
+            if not last:
+                if norm == "batch":
+                    layers.append(nn.BatchNorm2d(out))
+                layers.append(nn.LeakyReLU(0.2, inplace=True))
+        elif m := _POOL.match(item):
+            if last:
+                raise ValueError(f"discriminator layer {i} ({item!r}): the last layer must be a convolution")
+            k, s = int(m[1]), int(m[2] or 1)
+            layers.append(nn.MaxPool2d(k, stride=s))
+        else:
+            raise ValueError(
+                f"discriminator layer {i}: cannot parse {item!r}; expected 'conv{{k}}s{{s}}-{{c}}' or 'pool{{k}}s{{s}}'"
+            )
+    if channels != 2:
+        raise ValueError(f"the last discriminator layer must output 2 maps (real/refined), got {channels}")
+    return nn.Sequential(*layers)
+
+
+class LocalDiscriminator(Discriminator):
+    """Fully convolutional: (N, C, H, W) -> (N, 2, h, w) logits, one pair per image patch."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        layers: Sequence[str] = EYE_LAYERS,
+        width_mult: float = 1.0,
+        norm: Literal["none", "batch"] = "none",
+        **_: object,
+    ) -> None:
+        # **_ swallows image_height/image_width: a local discriminator works at any size.
+        super().__init__()
+        self.net = parse_layers(layers, in_channels, width_mult, norm)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class GlobalDiscriminator(Discriminator):
+    """One decision per whole image, for the local-vs-global ablation.
+
+    The same convolutional trunk as :class:`LocalDiscriminator`, then a linear layer over the
+    whole flattened patch map, so every logit depends on every pixel.
+    (N, C, H, W) -> (N, 2, 1, 1). Needs the image size at construction.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_height: int,
+        image_width: int,
+        layers: Sequence[str] = EYE_LAYERS,
+        width_mult: float = 1.0,
+        norm: Literal["none", "batch"] = "none",
+    ) -> None:
+        super().__init__()
+        self.trunk = parse_layers(layers, in_channels, width_mult, norm)
+        with torch.no_grad():
+            h_out, w_out = self.trunk(torch.zeros(1, in_channels, image_height, image_width)).shape[-2:]
+        self.head = nn.Linear(2 * h_out * w_out, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        logits = self.head(torch.flatten(self.trunk(x), 1))
+        return logits[:, :, None, None]

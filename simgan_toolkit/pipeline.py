@@ -1,0 +1,243 @@
+"""The main job: simulate, train SimGAN, refine, export, train and score estimators, report.
+
+``python -m simgan_toolkit.run --task NAME`` calls :func:`run_pipeline`. Every stage writes its
+result into the run folder, so ``--resume`` skips finished stages and continues SimGAN
+training from its last checkpoint.
+
+Run folder::
+
+    config.json          the resolved configuration
+    metrics.jsonl        per-step SimGAN losses
+    samples/*.png        synthetic | refined | real | |refined - synthetic|
+    checkpoints/last.pt  trainer checkpoint (refiner, discriminator, optimisers, buffer, RNG)
+    refined.h5           the refined synthetic set with its labels (toolkit HDF5 layout)
+    estimators/<set>.pt  estimator trained on each training set, and <set>.json its scores
+    summary.json         task, profile, device, wall time, scores, label preservation
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from simgan_toolkit import __version__
+from simgan_toolkit.config import RunConfig
+from simgan_toolkit.data.hdf5 import write_images_h5
+from simgan_toolkit.errors import ConfigError, PluginError
+from simgan_toolkit.estimation import build_estimator, estimator_options, evaluate_estimator, save_estimator, train_estimator
+from simgan_toolkit.features import FeatureTransform, Learned
+from simgan_toolkit.io import atomic_write_json
+from simgan_toolkit.losses import SimGANLoss
+from simgan_toolkit.plugin import Registry
+from simgan_toolkit.refine import refine_images
+from simgan_toolkit.report import format_results_table
+from simgan_toolkit.task import LabelledImages, Task
+from simgan_toolkit.training import SimGANTrainer
+
+# Fixed offsets keep every data source independent of the others and of the run's seed use.
+_SEED_SYNTHETIC, _SEED_REAL, _SEED_TEST, _SEED_TARGET_TRAIN = 101, 202, 303, 404
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if available, else CPU; otherwise the named device (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"device: {name!r} is not a device name ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} requested but CUDA is not available on this machine")
+    return device
+
+
+def select_loss(registry: Registry, name: str, device: torch.device) -> tuple[str, SimGANLoss]:
+    """The loss implementation named, or with ``auto`` the available one of highest priority."""
+    if name == "auto":
+        candidates = [e for e in registry.entries("loss") if e.available(device)]
+        if not candidates:
+            raise PluginError(f"no registered loss implementation is available on {device}")
+        entry = max(candidates, key=lambda e: e.priority)
+    else:
+        entry = registry.get("loss", name)
+        if not entry.available(device):
+            raise ConfigError(f"train.loss: {name!r} (plugin {entry.plugin!r}) is not available on {device}")
+    return entry.name, entry.factory()
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment_info(device: torch.device) -> dict[str, Any]:
+    """Versions and machine facts stored beside every result."""
+    info: dict[str, Any] = {
+        "simgan_toolkit": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "cpu_threads": torch.get_num_threads(),
+        "commit": _git_commit(),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+class _Stages:
+    """Timing of each stage, for the summary."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.seconds: dict[str, float] = {}
+        self.say = say
+
+    def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        self.say(f"[{name}]")
+        start = time.perf_counter()
+        result = fn()
+        self.seconds[name] = round(time.perf_counter() - start, 2)
+        return result
+
+
+def _estimator_stage(
+    task: Task, config: RunConfig, registry: Registry, out_dir: Path, train_set: str, data: LabelledImages,
+    test: LabelledImages, device: torch.device, progress: bool, resume: bool,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train (or, when resuming, reload) the estimator on one training set and score it."""
+    est_dir = out_dir / "estimators"
+    result_path, model_path = est_dir / f"{train_set}.json", est_dir / f"{train_set}.pt"
+    # Every training set starts from the same initial weights and batch order.
+    torch.manual_seed(config.seed)
+    model = build_estimator(task, config.estimator, registry).to(device)
+    if resume and result_path.exists() and model_path.exists():
+        model.load_state_dict(torch.load(model_path, map_location=device, weights_only=False)["state_dict"])
+        return model, json.loads(result_path.read_text())
+    fit = train_estimator(task, model, data, config.estimator, config.seed, progress=progress, desc=f"estimator ({train_set})")
+    metrics = evaluate_estimator(task, model, test)
+    result = {"train_set": train_set, "n_train": len(data), "metrics": metrics, **fit}
+    save_estimator(model, config.estimator.name, estimator_options(task, config.estimator), model_path)
+    atomic_write_json(result_path, result)
+    return model, result
+
+
+def build_feature_transform(config: RunConfig, registry: Registry, synthetic_estimator: nn.Module | None) -> FeatureTransform:
+    """psi from the config; ``learned`` without a checkpoint uses this run's synthetic estimator."""
+    if config.feature.name == "learned" and config.feature.checkpoint is None:
+        if synthetic_estimator is None:
+            raise ConfigError("feature.name = 'learned' without feature.checkpoint needs 'synthetic' in estimator.train_on")
+        return Learned(copy.deepcopy(synthetic_estimator))
+    return registry.create(
+        "feature_transform", config.feature.name, checkpoint=config.feature.checkpoint, registry=registry, **config.feature.options
+    )
+
+
+def run_pipeline(
+    config: RunConfig,
+    out_dir: str | Path,
+    registry: Registry,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the whole job for ``config`` into ``out_dir``; returns (and writes) the summary."""
+    start = time.perf_counter()
+    out = Path(out_dir)
+    config_path = out / "config.json"
+    if config_path.exists() and not resume and any(out.iterdir()):
+        raise ConfigError(f"output directory {str(out)!r} already holds a run; pass --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(config_path, config.model_dump(mode="json"))
+
+    task: Task = registry.create("task", config.task)
+    spec = task.image_spec
+    device = resolve_device(config.device)
+    stages = _Stages(say)
+    d = config.data
+    say(f"task {config.task!r}, profile {config.profile!r}, device {device}, output {out}")
+
+    def make_data() -> tuple[LabelledImages, torch.Tensor, LabelledImages, LabelledImages | None]:
+        synthetic = task.synthetic(d.n_synthetic, config.seed + _SEED_SYNTHETIC, device)
+        real = task.real(d.n_real, config.seed + _SEED_REAL, device)
+        test = task.real_labelled(d.n_test, config.seed + _SEED_TEST, device)
+        target = task.real_labelled(d.n_target_train, config.seed + _SEED_TARGET_TRAIN, device) if d.n_target_train else None
+        spec.check(synthetic.images, f"task {config.task!r} synthetic()")
+        spec.check(real, f"task {config.task!r} real()")
+        spec.check(test.images, f"task {config.task!r} real_labelled()")
+        return synthetic, real, test, target
+
+    synthetic, real, test, target = stages.run("simulate", make_data)
+    results: dict[str, dict[str, Any]] = {}
+
+    def estimator(train_set: str, data: LabelledImages) -> nn.Module:
+        model, results[train_set] = _estimator_stage(task, config, registry, out, train_set, data, test, device, progress, resume)
+        return model
+
+    train_on = config.estimator.train_on
+    synthetic_estimator = stages.run("estimator:synthetic", lambda: estimator("synthetic", synthetic)) if "synthetic" in train_on else None
+
+    torch.manual_seed(config.seed)
+    refiner = registry.create("refiner", config.refiner.name, in_channels=spec.channels, **config.refiner.factory_options()).to(device)
+    discriminator = registry.create(
+        "discriminator", config.discriminator.name, in_channels=spec.channels, image_height=spec.height, image_width=spec.width,
+        **config.discriminator.factory_options(),
+    ).to(device)
+    psi = build_feature_transform(config, registry, synthetic_estimator).to(device)
+    loss_name, loss = select_loss(registry, config.train.loss, device)
+    trainer = SimGANTrainer(
+        config, spec, refiner, discriminator, psi, loss, synthetic.images, real, device, out,
+        refiner_spec={"name": config.refiner.name, "options": {"in_channels": spec.channels, **config.refiner.factory_options()}},
+        progress=progress,
+    )
+    outcome = stages.run("simgan", lambda: trainer.train(resume=resume))
+
+    refined_images = stages.run("refine", lambda: refine_images(refiner, synthetic.images, seed=config.seed))
+    refined = synthetic.with_images(refined_images)
+    stages.run(
+        "export",
+        lambda: write_images_h5(
+            out / "refined.h5", refined.to("cpu"),
+            {"kind": "refined", "task": config.task, "profile": config.profile, "value_range": list(spec.value_range),
+             "refiner_checkpoint": str((out / "checkpoints" / "last.pt").resolve()), "config": config.model_dump(mode="json"), "seed": config.seed},
+        ),
+    )
+    preservation = stages.run("label_preservation", lambda: task.label_preservation(synthetic, refined_images))
+
+    if "refined" in train_on:
+        stages.run("estimator:refined", lambda: estimator("refined", refined))
+    if "target" in train_on and target is not None:
+        stages.run("estimator:target", lambda: estimator("target", target))
+
+    primary = task.primary_metric
+    summary = {
+        "task": config.task,
+        "profile": config.profile,
+        "device": str(device),
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "stage_seconds": stages.seconds,
+        "loss_implementation": loss_name,
+        "primary_metric": {"name": primary.name, "lower_is_better": primary.lower_is_better, "unit": primary.unit},
+        "estimators": {k: v["metrics"] for k, v in results.items()},
+        "label_preservation": preservation,
+        "simgan_final": outcome.last_metrics,
+        "resumed_from": list(outcome.resumed_from) if outcome.resumed_from else None,
+        "data": d.model_dump(),
+        "environment": environment_info(device),
+    }
+    atomic_write_json(out / "summary.json", summary)
+    say(format_results_table(summary))
+    return summary

@@ -1,0 +1,155 @@
+"""The Task interface: everything a domain plugin supplies.
+
+A task is one domain (eye gaze, hand depth, ...). The engine never looks inside images or
+labels; it asks the task for data, for the estimator's loss and metrics, and for the
+label-preservation check. Write a new domain by subclassing :class:`Task` and registering a
+factory with the ``simgan_register_tasks`` hook (see ``docs/writing-a-plugin.md``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from simgan_toolkit.errors import DataError
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Shape and value range of a task's images, layout (N, C, H, W)."""
+
+    channels: int
+    height: int
+    width: int
+    value_range: tuple[float, float] = (-1.0, 1.0)
+
+    def check(self, images: Tensor, what: str) -> None:
+        """Raise :class:`DataError` naming ``what`` unless ``images`` is (N, C, H, W) of this spec."""
+        expected = (self.channels, self.height, self.width)
+        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+            raise DataError(
+                f"{what}: expected images of shape (N, {self.channels}, {self.height}, {self.width}), "
+                f"got {tuple(images.shape)}"
+            )
+        if not images.is_floating_point():
+            raise DataError(f"{what}: expected floating-point images, got {images.dtype}")
+
+
+@dataclass
+class LabelledImages:
+    """Images with per-image labels.
+
+    Attributes:
+        images: (N, C, H, W) float tensor in the task's value range.
+        labels: name -> (N, ...) tensor; the task decides the names.
+    """
+
+    images: Tensor
+    labels: dict[str, Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.images.shape[0]
+        for name, value in self.labels.items():
+            if value.shape[0] != n:
+                raise DataError(f"label {name!r} has {value.shape[0]} rows but there are {n} images")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def subset(self, index: Tensor | slice) -> LabelledImages:
+        """Rows ``index`` of images and labels."""
+        return LabelledImages(self.images[index], {k: v[index] for k, v in self.labels.items()})
+
+    def to(self, device: torch.device | str) -> LabelledImages:
+        """Copy to ``device``."""
+        return LabelledImages(self.images.to(device), {k: v.to(device) for k, v in self.labels.items()})
+
+    def with_images(self, images: Tensor) -> LabelledImages:
+        """Same labels, other images (e.g. the refined versions of these)."""
+        return LabelledImages(images, self.labels)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """The metric a results table sorts by. ``lower_is_better`` decides what 'better' means."""
+
+    name: str
+    lower_is_better: bool
+    unit: str = ""
+
+
+class Task(ABC):
+    """A domain: its data sources, default settings, estimator loss/metrics and label check.
+
+    Data contract: every source returns float images of :attr:`image_spec` in its value range.
+    ``real`` images are unlabelled and are the only real data the refiner ever sees;
+    ``real_labelled`` exists to score estimators (and to train the oracle baseline) and must
+    never be given to the refiner.
+    """
+
+    #: Name used by ``--task`` (set by subclasses).
+    name: str = ""
+
+    @property
+    @abstractmethod
+    def image_spec(self) -> ImageSpec:
+        """Shape and value range of every image this task produces."""
+
+    @abstractmethod
+    def synthetic(self, n: int, seed: int, device: torch.device) -> LabelledImages:
+        """``n`` labelled simulator images, deterministic in ``seed``."""
+
+    @abstractmethod
+    def real(self, n: int, seed: int, device: torch.device) -> Tensor:
+        """``n`` unlabelled real (target-domain) images, (n, C, H, W)."""
+
+    @abstractmethod
+    def real_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
+        """``n`` labelled real images, for scoring estimators only (never for the refiner)."""
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        """Default settings per profile: ``{"default": {...}, "smoke": {...}, "paper": {...}}``.
+
+        Each value is a nested dict in the shape of :class:`simgan_toolkit.config.RunConfig`
+        that overrides its defaults. A profile missing here falls back to the plain defaults.
+        """
+        return {}
+
+    # --- downstream estimator -------------------------------------------------------------
+    @property
+    @abstractmethod
+    def estimator_output_dim(self) -> int:
+        """Number of outputs the estimator must produce (passed to its factory)."""
+
+    def estimator_options(self) -> dict[str, Any]:
+        """Extra keyword arguments for the estimator factory (e.g. number of joints)."""
+        return {}
+
+    @abstractmethod
+    def estimator_loss(self, prediction: Tensor, labels: dict[str, Tensor]) -> Tensor:
+        """Scalar training loss of the estimator's ``prediction`` for a batch with ``labels``."""
+
+    @abstractmethod
+    def estimator_metrics(self, prediction: Tensor, labels: dict[str, Tensor]) -> dict[str, float]:
+        """Metrics over a whole evaluation set (prediction for every image, concatenated)."""
+
+    @property
+    @abstractmethod
+    def primary_metric(self) -> MetricSpec:
+        """The metric the results table leads with."""
+
+    def augment(self, images: Tensor, labels: dict[str, Tensor], generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
+        """Training-time augmentation for the estimator; must move labels with the image.
+
+        The default is no augmentation.
+        """
+        return images, labels
+
+    # --- label preservation ---------------------------------------------------------------
+    @abstractmethod
+    def label_preservation(self, synthetic: LabelledImages, refined: Tensor) -> dict[str, float]:
+        """How far refinement moved what the labels describe (e.g. pupil-centre shift in px)."""
