@@ -53,7 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from simgan_toolkit.config import build_config, load_config_file
     from simgan_toolkit.errors import ConfigError
-    from simgan_toolkit.pipeline import run_pipeline
     from simgan_toolkit.plugin import get_registry
 
     task_name = args.task
@@ -75,6 +74,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{task_name}-{args.profile}-{stamp}"
     if args.resume and not (out / "config.json").exists():
         raise ConfigError(f"--resume: {str(out)!r} holds no run (no config.json)")
+    from simgan_toolkit.pipeline import run_pipeline  # heavy (torchvision): only once the config is valid
+
     run_pipeline(config, out, registry, resume=args.resume, progress=not args.no_progress)
     return 0
 

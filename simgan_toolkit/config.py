@@ -23,7 +23,7 @@ else:  # pragma: no cover
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RefinerConfig(_Strict):
@@ -137,10 +137,11 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_batches(self) -> RunConfig:
-        if self.train.history and self.train.history_size < self.train.batch_size // 2:
+        half = self.train.batch_size - self.train.batch_size // 2
+        if self.train.history and self.train.history_size < half:
             raise ValueError(
                 f"train.history_size ({self.train.history_size}) must hold at least half a batch "
-                f"(train.batch_size // 2 = {self.train.batch_size // 2})"
+                f"(ceil(train.batch_size / 2) = {half})"
             )
         return self
 
@@ -181,10 +182,14 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
         if p.suffix == ".json":
-            return json.loads(p.read_text(encoding="utf-8"))
-        return tomllib.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(p.read_text(encoding="utf-8"))
+        else:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {str(p)!r} is not valid {p.suffix.lstrip('.').upper() or 'TOML'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a table of settings, got a {type(data).__name__}")
+    return data
 
 
 def format_validation_error(exc: ValidationError) -> str:

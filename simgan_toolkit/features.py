@@ -115,7 +115,9 @@ def load_learned(checkpoint: str | Path, registry: Any) -> Learned:
         payload = torch.load(path, map_location="cpu", weights_only=False)
         network = registry.create("estimator", payload["estimator"], **payload["options"])
         network.load_state_dict(payload["state_dict"])
-    except (KeyError, RuntimeError, TypeError) as exc:
+    except ConfigError:
+        raise
+    except Exception as exc:  # unpickling garbage raises many types; all mean "not a checkpoint"
         raise ConfigError(
             f"feature.checkpoint: {str(path)!r} is not a toolkit estimator checkpoint "
             f"(expected keys estimator, options, state_dict matching the network): {exc}"

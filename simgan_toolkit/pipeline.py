@@ -145,6 +145,18 @@ def build_feature_transform(config: RunConfig, registry: Registry, synthetic_est
     )
 
 
+def _check_same_config(saved_path: Path, config: RunConfig) -> None:
+    """A resumed run must use the saved run's settings (the device may change)."""
+    saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    current = config.model_dump(mode="json")
+    changed = sorted(k for k in set(saved) | set(current) if k != "device" and saved.get(k) != current.get(k))
+    if changed:
+        raise ConfigError(
+            f"cannot resume {str(saved_path.parent)!r}: its {', '.join(changed)} settings differ from this run's "
+            "(see its config.json); use the same settings or a new --out directory"
+        )
+
+
 def run_pipeline(
     config: RunConfig,
     out_dir: str | Path,
@@ -158,8 +170,10 @@ def run_pipeline(
     start = time.perf_counter()
     out = Path(out_dir)
     config_path = out / "config.json"
-    if config_path.exists() and not resume and any(out.iterdir()):
+    if config_path.exists() and not resume:
         raise ConfigError(f"output directory {str(out)!r} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and config_path.exists():
+        _check_same_config(config_path, config)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(config_path, config.model_dump(mode="json"))
 

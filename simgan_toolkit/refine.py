@@ -64,7 +64,9 @@ def refine_h5(
     expected = (image_spec["channels"], image_spec["height"], image_spec["width"])
     n = count_images_h5(input_path)
     attrs = read_attrs(input_path)
-    first = next(iter_images_h5(input_path, batch_size=1))
+    first = next(iter_images_h5(input_path, batch_size=1), None)
+    if first is None:
+        raise DataError(f"{str(input_path)!r} holds no images to refine")
     if tuple(first.images.shape[1:]) != expected:
         raise DataError(
             f"{str(input_path)!r}: images are {tuple(first.images.shape[1:])} (C, H, W) but the refiner in "

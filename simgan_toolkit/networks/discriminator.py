@@ -106,7 +106,9 @@ class GlobalDiscriminator(Discriminator):
         super().__init__()
         self.trunk = parse_layers(layers, in_channels, width_mult, norm)
         with torch.no_grad():
-            h_out, w_out = self.trunk(torch.zeros(1, in_channels, image_height, image_width)).shape[-2:]
+            # eval(): sizing the head must not touch batch-norm running statistics.
+            h_out, w_out = self.trunk.eval()(torch.zeros(1, in_channels, image_height, image_width)).shape[-2:]
+        self.trunk.train()
         self.head = nn.Linear(2 * h_out * w_out, 2)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -69,14 +69,16 @@ class HistoryBuffer:
     def mix(self, fresh: Tensor) -> Tensor:
         """The discriminator's refined mini-batch for this step, and the buffer update.
 
-        Returns b/2 images of ``fresh`` (b, C, H, W) followed by b/2 from the buffer; until the
-        buffer holds b/2 images, returns ``fresh`` unchanged. Then stores b/2 fresh images.
+        Returns floor(b/2) images of ``fresh`` (b, C, H, W) followed by ceil(b/2) from the
+        buffer; until the buffer holds that many, returns ``fresh`` unchanged. Then stores
+        floor(b/2) fresh images.
         """
         half = fresh.shape[0] // 2
         if half == 0:
             return fresh
-        if self._filled >= half:
-            batch = torch.cat([fresh[:half], self.sample(fresh.shape[0] - half)], dim=0)
+        from_buffer = fresh.shape[0] - half  # the larger half when b is odd
+        if self._filled >= from_buffer:
+            batch = torch.cat([fresh[:half], self.sample(from_buffer)], dim=0)
         else:
             batch = fresh
         self.push(fresh[:half])

@@ -1,0 +1,110 @@
+"""ResNetRefiner: shape preservation, no striding/pooling, identity start, output range, noise, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from simgan_toolkit.networks import Refiner, ResidualBlock, ResNetRefiner
+
+
+@pytest.mark.parametrize("h,w", [(35, 55), (17, 23), (1, 1)])
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_keeps_shape_for_odd_sizes(h, w, kernel_size):
+    torch.manual_seed(0)
+    r = ResNetRefiner(2, width=4, blocks=2, kernel_size=kernel_size)
+    out = r(torch.randn(3, 2, h, w))
+    assert out.shape == (3, 2, h, w)
+
+
+def test_only_stride_one_convs_and_no_pooling():
+    r = ResNetRefiner(1, width=4, blocks=3, kernel_size=7)
+    convs = [m for m in r.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 1 + 2 * 3 + 1  # stem, two per block, 1x1 head
+    for conv in convs:
+        assert conv.stride == (1, 1)
+        assert conv.dilation == (1, 1)
+        assert conv.padding == (conv.kernel_size[0] // 2, conv.kernel_size[1] // 2)
+    pooling = [m for m in r.modules() if "Pool" in type(m).__name__ or isinstance(m, nn.Upsample)]
+    assert pooling == []
+    assert r.head.kernel_size == (1, 1)
+
+
+def test_residual_output_starts_as_identity_exactly():
+    torch.manual_seed(0)
+    r = ResNetRefiner(3, width=4, blocks=2, output="residual")
+    x = torch.rand(2, 3, 9, 11) * 2 - 1
+    assert torch.equal(r(x), x)
+
+
+def test_residual_output_is_clamped():
+    r = ResNetRefiner(1, width=4, blocks=1, output="residual")
+    with torch.no_grad():
+        r.head.bias.fill_(5.0)
+    x = torch.zeros(1, 1, 4, 4)
+    assert torch.equal(r(x), torch.ones_like(x))
+
+
+def test_tanh_output_within_unit_range():
+    torch.manual_seed(0)
+    r = ResNetRefiner(1, width=4, blocks=1, output="tanh")
+    with torch.no_grad():
+        r.head.weight.mul_(100.0)
+    out = r(torch.randn(4, 1, 8, 8) * 100)
+    assert out.abs().max() <= 1.0
+    assert out.abs().max() > 0.99  # saturated, i.e. the tanh really bounds it
+
+
+def test_noise_changes_output_and_same_noise_is_deterministic():
+    torch.manual_seed(0)
+    r = ResNetRefiner(1, width=4, blocks=1, noise_channels=2)
+    assert r.stem[0].in_channels == 3
+    x = torch.randn(2, 1, 7, 9)
+    g = torch.Generator().manual_seed(5)
+    n1 = r.sample_noise(x, g)
+    n2 = r.sample_noise(x, g)
+    assert n1.shape == (2, 2, 7, 9)
+    assert torch.equal(r(x, n1), r(x, n1.clone()))
+    assert not torch.allclose(r(x, n1), r(x, n2))
+    # A seeded generator reproduces the noise.
+    assert torch.equal(n1, r.sample_noise(x, torch.Generator().manual_seed(5)))
+
+
+def test_no_noise_refiner_samples_none():
+    r = ResNetRefiner(1, width=4, blocks=1)
+    assert r.noise_channels == 0
+    assert r.sample_noise(torch.zeros(1, 1, 3, 3)) is None
+    assert isinstance(r, Refiner)
+
+
+def test_gradients_reach_first_conv():
+    torch.manual_seed(0)
+    r = ResNetRefiner(1, width=4, blocks=2)
+    x = torch.randn(2, 1, 8, 8, requires_grad=True)
+    r(x).square().sum().backward()
+    first = r.stem[0]
+    assert first.weight.grad is not None and first.weight.grad.abs().sum() > 0
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_residual_block_is_identity_plus_relu_when_convs_zero():
+    block = ResidualBlock(3)
+    for conv in (block.conv1, block.conv2):
+        nn.init.zeros_(conv.weight)
+        nn.init.zeros_(conv.bias)
+    x = torch.tensor([-1.0, 0.5, 2.0]).reshape(1, 3, 1, 1).expand(1, 3, 4, 4).clone()
+    assert torch.equal(block(x), torch.relu(x))
+
+
+@pytest.mark.parametrize("kwargs,match", [({"kernel_size": 4}, "odd"), ({"output": "foo"}, "output")])
+def test_bad_constructor_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ResNetRefiner(1, width=4, blocks=1, **kwargs)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 5, 5), (1, 5, 5), (5, 5)])
+def test_wrong_input_shape(shape):
+    r = ResNetRefiner(1, width=4, blocks=1)
+    with pytest.raises(ValueError, match="refiner expects"):
+        r(torch.zeros(shape))

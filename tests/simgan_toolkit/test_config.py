@@ -1,0 +1,185 @@
+"""Run configuration: defaults, precedence, --set parsing, one ConfigError naming the field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from simgan_toolkit.config import RunConfig, build_config, deep_merge, load_config_file, parse_override
+from simgan_toolkit.errors import ConfigError
+from simgan_toolkit.networks import EYE_LAYERS
+
+PROFILES = {
+    "quick": {"train": {"lam": 0.1, "k_g": 3, "k_d": 4, "batch_size": 8, "history_size": 64}, "refiner": {"width": 8}},
+    "other": {},
+}
+
+
+def test_defaults_are_the_paper_eye_settings():
+    c = RunConfig(task="t")
+    assert (c.profile, c.seed, c.device) == ("default", 0, "auto")
+    assert (c.refiner.name, c.refiner.width, c.refiner.blocks, c.refiner.kernel_size) == ("resnet", 64, 4, 3)
+    assert (c.refiner.output, c.refiner.noise_channels) == ("tanh", 0)
+    assert c.discriminator.name == "local" and tuple(c.discriminator.layers) == EYE_LAYERS
+    assert (c.train.batch_size, c.train.k_g, c.train.k_d, c.train.lam) == (512, 2, 1, 0.5)
+    assert (c.train.history, c.train.history_size, c.train.loss) == (True, 12800, "auto")
+    assert (c.train.refiner_optimizer.name, c.train.refiner_optimizer.lr) == ("sgd", 1e-3)
+    assert c.feature.name == "identity" and c.feature.checkpoint is None
+    assert c.refiner.factory_options() == {"width": 64, "blocks": 4, "kernel_size": 3, "output": "tanh", "noise_channels": 0}
+    assert "name" not in c.discriminator.factory_options()
+
+
+def test_default_profile_needs_no_entry():
+    c = build_config("t", "default", {})
+    assert c == RunConfig(task="t")
+
+
+def test_precedence_profile_file_set(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('task = "ignored"\n[train]\nlam = 0.2\nk_g = 5\n[refiner]\noutput = "residual"\n')
+    c = build_config("t", "quick", PROFILES, config_file=cfg, overrides=["train.lam=0.3"])
+    assert c.task == "t" and c.profile == "quick"
+    assert c.train.lam == 0.3  # --set beats file
+    assert c.train.k_g == 5  # file beats profile
+    assert c.train.k_d == 4  # profile beats default
+    assert c.refiner.width == 8 and c.refiner.output == "residual"  # dicts merge, not replace
+    assert c.refiner.blocks == 4  # untouched default
+    assert c.train.steps == 2000
+
+
+def test_later_set_wins_and_json_file(tmp_path):
+    cfg = tmp_path / "saved.json"
+    cfg.write_text(json.dumps(RunConfig(task="t", seed=7).model_dump(mode="json")))
+    c = build_config("t", "default", {}, config_file=cfg, overrides=["seed=1", "seed=2"])
+    assert c.seed == 2
+    assert c.train == RunConfig(task="t").train
+
+
+@pytest.mark.parametrize(
+    "item,expected",
+    [
+        ("train.k_g=2", {"train": {"k_g": 2}}),
+        ("train.lam=0.25", {"train": {"lam": 0.25}}),
+        ("train.history=false", {"train": {"history": False}}),
+        ("refiner.output=residual", {"refiner": {"output": "residual"}}),
+        ("refiner.output='tanh'", {"refiner": {"output": "tanh"}}),
+        ("device=cuda:1", {"device": "cuda:1"}),
+        ("discriminator.layers=['conv3-8', 'conv1-2']", {"discriminator": {"layers": ["conv3-8", "conv1-2"]}}),
+        (" seed = 3", {"seed": 3}),
+        ("feature.options.note=a=b", {"feature": {"options": {"note": "a=b"}}}),
+    ],
+)
+def test_parse_override_types(item, expected):
+    got = parse_override(item)
+    assert got == expected
+    # == alone would accept 2.0 for 2 and 1 for True: compare the leaf types too.
+    assert [type(v) for v in _leaf(got).values()] == [type(v) for v in _leaf(expected).values()]
+
+
+def _leaf(d):
+    while len(d) == 1 and isinstance(next(iter(d.values())), dict):
+        d = next(iter(d.values()))
+    return d
+
+
+def test_parse_override_int_is_not_float_nor_bool():
+    assert type(parse_override("a=2")["a"]) is int
+    assert type(parse_override("a=2.0")["a"]) is float
+    assert parse_override("a=true")["a"] is True
+
+
+@pytest.mark.parametrize("item", ["train.k_g", "=3", "train..k_g=2", ".x=1"])
+def test_parse_override_bad(item):
+    with pytest.raises(ConfigError, match="--set"):
+        parse_override(item)
+
+
+@pytest.mark.parametrize(
+    "override,field",
+    [
+        ("train.k_g=0", "train.k_g"),
+        ("train.lam=-1", "train.lam"),
+        ("refiner.output='foo'", "refiner.output"),
+        ("refiner.output=foo", "refiner.output"),
+        ("train.nope=1", "train.nope"),
+        ("nope=1", "nope"),
+        ("train.refiner_optimizer.lr=0", "train.refiner_optimizer.lr"),
+        ("train.refiner_optimizer.name='rmsprop'", "train.refiner_optimizer.name"),
+        ("train.batch_size=1", "train.batch_size"),
+        ("train.k_g='two'", "train.k_g"),
+    ],
+)
+def test_invalid_value_names_field(override, field):
+    with pytest.raises(ConfigError) as info:
+        build_config("t", "default", {}, overrides=[override])
+    msg = str(info.value)
+    assert msg.startswith("invalid configuration: ")
+    assert f"{field}:" in msg
+    assert "\n" not in msg
+
+
+def test_several_errors_in_one_message():
+    with pytest.raises(ConfigError) as info:
+        build_config("t", "default", {}, overrides=["train.k_g=0", "train.k_d=0"])
+    assert "train.k_g:" in str(info.value) and "train.k_d:" in str(info.value)
+
+
+def test_unknown_profile():
+    with pytest.raises(ConfigError) as info:
+        build_config("gaze", "turbo", PROFILES)
+    msg = str(info.value)
+    assert "'turbo'" in msg and "'gaze'" in msg and "other, quick" in msg
+
+
+def test_missing_config_file(tmp_path):
+    path = tmp_path / "absent.toml"
+    with pytest.raises(ConfigError, match="absent.toml.*does not exist"):
+        build_config("t", "default", {}, config_file=path)
+
+
+@pytest.mark.parametrize("name,text", [("bad.toml", "[train\nlam = "), ("bad.json", "{not json"), ("bin.toml", None)])
+def test_invalid_config_file(tmp_path, name, text):
+    path = tmp_path / name
+    if text is None:
+        path.write_bytes(b"\xff\xfe\x00bad")
+    else:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=name.replace(".", r"\.")):
+        load_config_file(path)
+
+
+def test_history_size_must_hold_half_a_batch():
+    with pytest.raises(ConfigError, match=r"train\.history_size \(3\).*half a batch"):
+        build_config("t", "default", {}, overrides=["train.batch_size=8", "train.history_size=3"])
+    ok = build_config("t", "default", {}, overrides=["train.batch_size=8", "train.history_size=4"])
+    assert ok.train.history_size == 4
+    # Without a history buffer the size does not matter.
+    build_config("t", "default", {}, overrides=["train.batch_size=8", "train.history_size=1", "train.history=false"])
+
+
+def test_validate_assignment():
+    c = RunConfig(task="t")
+    with pytest.raises(ValidationError, match="k_g"):
+        c.train.k_g = 0
+
+
+def test_deep_merge_does_not_mutate():
+    base = {"a": {"b": 1, "c": 2}, "d": 3}
+    out = deep_merge(base, {"a": {"b": 9}, "d": {"x": 1}})
+    assert out == {"a": {"b": 9, "c": 2}, "d": {"x": 1}}
+    assert base == {"a": {"b": 1, "c": 2}, "d": 3}
+
+
+def test_config_file_that_is_not_a_table_is_config_error(tmp_path):
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="list.json"):
+        build_config("t", "default", {}, config_file=path)
+
+
+@pytest.mark.parametrize("override", ["train.refiner_optimizer.lr=inf", "train.lam=inf"])
+def test_infinite_values_rejected(override):
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        build_config("t", "default", {}, overrides=[override])
