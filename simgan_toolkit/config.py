@@ -128,6 +128,9 @@ class RunConfig(_Strict):
     profile: str = "default"
     seed: int = 0
     device: str = "auto"
+    #: Store convolution weights channels-last (NHWC): 20-35% faster on CPUs with oneDNN and
+    #: what tensor cores want on GPUs. Results are the same up to float rounding.
+    channels_last: bool = True
     refiner: RefinerConfig = Field(default_factory=RefinerConfig)
     discriminator: DiscriminatorConfig = Field(default_factory=DiscriminatorConfig)
     feature: FeatureConfig = Field(default_factory=FeatureConfig)

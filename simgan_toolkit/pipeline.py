@@ -74,6 +74,11 @@ def select_loss(registry: Registry, name: str, device: torch.device) -> tuple[st
     return entry.name, entry.factory()
 
 
+def _to_device(module: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    module = module.to(device)
+    return module.to(memory_format=torch.channels_last) if channels_last else module  # type: ignore[call-overload]
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
@@ -122,7 +127,7 @@ def _estimator_stage(
     result_path, model_path = est_dir / f"{train_set}.json", est_dir / f"{train_set}.pt"
     # Every training set starts from the same initial weights and batch order.
     torch.manual_seed(config.seed)
-    model = build_estimator(task, config.estimator, registry).to(device)
+    model = _to_device(build_estimator(task, config.estimator, registry), device, config.channels_last)
     if resume and result_path.exists() and model_path.exists():
         model.load_state_dict(torch.load(model_path, map_location=device, weights_only=False)["state_dict"])
         return model, json.loads(result_path.read_text())
@@ -205,12 +210,14 @@ def run_pipeline(
     synthetic_estimator = stages.run("estimator:synthetic", lambda: estimator("synthetic", synthetic)) if "synthetic" in train_on else None
 
     torch.manual_seed(config.seed)
-    refiner = registry.create("refiner", config.refiner.name, in_channels=spec.channels, **config.refiner.factory_options()).to(device)
+    refiner = registry.create("refiner", config.refiner.name, in_channels=spec.channels, **config.refiner.factory_options())
+    refiner = _to_device(refiner, device, config.channels_last)
     discriminator = registry.create(
         "discriminator", config.discriminator.name, in_channels=spec.channels, image_height=spec.height, image_width=spec.width,
         **config.discriminator.factory_options(),
-    ).to(device)
-    psi = build_feature_transform(config, registry, synthetic_estimator).to(device)
+    )
+    discriminator = _to_device(discriminator, device, config.channels_last)
+    psi = _to_device(build_feature_transform(config, registry, synthetic_estimator), device, config.channels_last)
     loss_name, loss = select_loss(registry, config.train.loss, device)
     trainer = SimGANTrainer(
         config, spec, refiner, discriminator, psi, loss, synthetic.images, real, device, out,

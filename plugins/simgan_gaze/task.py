@@ -102,14 +102,14 @@ def gaze_profiles() -> dict[str, dict[str, Any]]:
             "refiner": {"width": 16, "blocks": 4, "output": "residual", "noise_channels": 1},
             "discriminator": {"width_mult": 0.5},
             "train": {
-                "batch_size": 32, "refiner_pretrain_steps": 50, "discriminator_pretrain_steps": 50, "steps": 400,
+                "batch_size": 32, "refiner_pretrain_steps": 30, "discriminator_pretrain_steps": 30, "steps": 250,
                 "k_g": 1, "k_d": 1, "lam": 0.5, "history_size": 3200,
                 "refiner_optimizer": {"name": "adam", "lr": 1e-3},
                 "discriminator_optimizer": {"name": "adam", "lr": 1e-3},
-                "log_every": 10, "sample_every": 100, "checkpoint_every": 100,
+                "log_every": 10, "sample_every": 50, "checkpoint_every": 50,
             },
-            "data": {"n_synthetic": 8000, "n_real": 8000, "n_test": 2000, "n_target_train": 8000},
-            "estimator": {"options": {"width_mult": 0.5, "hidden": 256, "batch_norm": True}, "steps": 600, "batch_size": 64},
+            "data": {"n_synthetic": 6000, "n_real": 4000, "n_test": 1000, "n_target_train": 6000},
+            "estimator": {"options": {"width_mult": 0.25, "hidden": 128, "batch_norm": True}, "steps": 300, "batch_size": 64},
         },
         "paper": {
             "refiner": {"width": 64, "blocks": 4, "kernel_size": 3, "output": "tanh"},
