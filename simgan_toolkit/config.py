@@ -90,6 +90,10 @@ class TrainConfig(_Strict):
     history_size: int = Field(12800, ge=1)
     refiner_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     discriminator_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    #: Train R and D on random square crops of this size (None: whole images). R and D are
+    #: fully convolutional and the loss is local, so a refiner trained on crops refines whole
+    #: images; this cuts the cost of large images (hands: 224x224) on small machines.
+    crop_size: int | None = Field(None, ge=8)
     #: Registered loss implementation, or ``auto`` (the best one available on the device).
     loss: str = "auto"
     log_every: int = Field(10, ge=1)

@@ -212,8 +212,11 @@ def run_pipeline(
     torch.manual_seed(config.seed)
     refiner = registry.create("refiner", config.refiner.name, in_channels=spec.channels, **config.refiner.factory_options())
     refiner = _to_device(refiner, device, config.channels_last)
+    # With crop training the discriminator only ever sees crops: a global one is sized for them.
+    d_height = config.train.crop_size or spec.height
+    d_width = config.train.crop_size or spec.width
     discriminator = registry.create(
-        "discriminator", config.discriminator.name, in_channels=spec.channels, image_height=spec.height, image_width=spec.width,
+        "discriminator", config.discriminator.name, in_channels=spec.channels, image_height=d_height, image_width=d_width,
         **config.discriminator.factory_options(),
     )
     discriminator = _to_device(discriminator, device, config.channels_last)

@@ -45,6 +45,24 @@ class TrainingOutcome:
     resumed_from: tuple[str, int] | None = None
 
 
+def random_crops(images: Tensor, size: int, generator: torch.Generator) -> Tensor:
+    """One random ``size`` x ``size`` crop per image: (N, C, H, W) -> (N, C, size, size).
+
+    Offsets are drawn on the CPU ``generator`` (uniform over valid positions).
+    """
+    n, c, h, w = images.shape
+    if size > h or size > w:
+        raise ValueError(f"train.crop_size {size} is larger than the images ({h}x{w})")
+    oy = torch.randint(h - size + 1, (n,), generator=generator).to(images.device)
+    ox = torch.randint(w - size + 1, (n,), generator=generator).to(images.device)
+    span = torch.arange(size, device=images.device)
+    rows = (oy[:, None] + span)[:, None, :, None]  # (N, 1, size, 1)
+    cols = (ox[:, None] + span)[:, None, None, :]  # (N, 1, 1, size)
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    chans = torch.arange(c, device=images.device)[None, :, None, None]
+    return images[batch, chans, rows, cols]
+
+
 def _patch_accuracy(logits: Tensor, target: int) -> Tensor:
     """Share of patches that the discriminator assigns to ``target`` (scalar tensor)."""
     return (logits.argmax(dim=1) == target).float().mean()
@@ -114,8 +132,10 @@ class SimGANTrainer:
 
     # ------------------------------------------------------------------ batches
     def _batch(self, images: Tensor) -> Tensor:
+        """A random mini-batch (with replacement), randomly cropped if ``train.crop_size`` is set."""
         idx = torch.randint(len(images), (self.cfg.batch_size,), generator=self.index_gen)
-        return images[idx.to(images.device)]
+        batch = images[idx.to(images.device)]
+        return random_crops(batch, self.cfg.crop_size, self.index_gen) if self.cfg.crop_size else batch
 
     def _refine(self, x: Tensor) -> Tensor:
         return self.refiner(x, self.refiner.sample_noise(x, self.noise_gen))

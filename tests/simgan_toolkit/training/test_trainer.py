@@ -276,3 +276,28 @@ def test_odd_batch_size_trains(tiny_config, make_trainer):
     trainer = make_trainer(tiny_config(train={"batch_size": 5, "history_size": 8}))
     for _ in range(3):
         trainer.discriminator_step()
+
+
+def test_random_crops_are_windows_of_the_images():
+    from simgan_toolkit.training.trainer import random_crops
+
+    images = torch.arange(2 * 1 * 6 * 7, dtype=torch.float32).reshape(2, 1, 6, 7)
+    crops = random_crops(images, 3, torch.Generator().manual_seed(0))
+    assert crops.shape == (2, 1, 3, 3)
+    for i in range(2):
+        # row-major arange: every crop is a contiguous window, so steps are +1 across, +7 down
+        top_left = int(crops[i, 0, 0, 0]) - i * 42
+        oy, ox = divmod(top_left, 7)
+        assert torch.equal(crops[i, 0], images[i, 0, oy : oy + 3, ox : ox + 3])
+    with pytest.raises(ValueError, match="crop_size"):
+        random_crops(images, 8, torch.Generator())
+
+
+def test_trainer_on_crops_refines_whole_images(tiny_config, make_trainer, tmp_path):
+    config = tiny_config(train={"crop_size": 8})
+    trainer = make_trainer(config, tmp_path)
+    trainer.train()
+    assert trainer.buffer is not None and len(trainer.buffer) > 0
+    assert trainer.buffer.sample(1).shape[-2:] == (8, 8)
+    full = trainer.synthetic[:2]
+    assert trainer.refiner(full).shape == full.shape
