@@ -12,6 +12,7 @@ Run folder::
     checkpoints/last.pt  trainer checkpoint (refiner, discriminator, optimisers, buffer, RNG)
     refined.h5           the refined synthetic set with its labels (toolkit HDF5 layout)
     estimators/<set>.pt  estimator trained on each training set, and <set>.json its scores
+    *.png                the task's result plots, if it draws any (e.g. a PCK curve)
     summary.json         task, profile, device, wall time, scores, label preservation
 """
 
@@ -246,6 +247,7 @@ def run_pipeline(
     if "target" in train_on and target is not None:
         stages.run("estimator:target", lambda: estimator("target", target))
 
+    figures = stages.run("figures", lambda: task.save_figures({k: v["metrics"] for k, v in results.items()}, out))
     primary = task.primary_metric
     summary = {
         "task": config.task,
@@ -257,6 +259,7 @@ def run_pipeline(
         "primary_metric": {"name": primary.name, "lower_is_better": primary.lower_is_better, "unit": primary.unit},
         "estimators": {k: v["metrics"] for k, v in results.items()},
         "label_preservation": preservation,
+        "figures": [str(Path(f).relative_to(out)) if Path(f).is_relative_to(out) else str(f) for f in figures],
         "simgan_final": outcome.last_metrics,
         "resumed_from": list(outcome.resumed_from) if outcome.resumed_from else None,
         "data": d.model_dump(),

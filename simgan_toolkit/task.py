@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -148,6 +149,14 @@ class Task(ABC):
         The default is no augmentation.
         """
         return images, labels
+
+    def save_figures(self, metrics_by_set: dict[str, dict[str, float]], out_dir: Path) -> list[Path]:
+        """Optional plots of the estimator results (e.g. a PCK curve), written into ``out_dir``.
+
+        ``metrics_by_set`` maps a training set ("synthetic", "refined", ...) to the metrics of
+        :meth:`estimator_metrics`. Returns the files written; the default writes none.
+        """
+        return []
 
     # --- label preservation ---------------------------------------------------------------
     @abstractmethod

@@ -1,1 +1,1 @@
-"""Downstream estimators for simgan-toolkit: the paper's gaze CNN and timm backbones."""
+"""Downstream estimators for simgan-toolkit: the gaze CNN, stacked hourglass, and timm backbones."""

@@ -47,3 +47,35 @@ def test_timm_regressor_unknown_backbone():
 def test_estimators_registered_by_the_estimators_plugin(registry):
     assert registry.get("estimator", "gaze_cnn").plugin == "estimators"
     assert registry.get("estimator", "timm").plugin == "estimators"
+
+
+def test_hourglass_heatmap_shapes_and_intermediate_supervision():
+    from simgan_estimators.hourglass import StackedHourglass
+
+    spec = ImageSpec(1, 224, 224)
+    model = StackedHourglass(spec, output_dim=14, stacks=2, width=16, depth=2, input_size=64, heatmap_size=24)
+    x = torch.randn(2, 1, 224, 224)
+    assert model.train()(x).shape == (2, 2, 14, 24, 24)  # every stack, for the loss
+    assert model.eval()(x).shape == (2, 14, 24, 24)  # the last stack, for predictions
+    assert model.features(x).shape == (2, 16, 16, 16)
+    with pytest.raises(ValueError, match="divisible"):
+        StackedHourglass(spec, output_dim=14, depth=4, input_size=96)
+
+
+def test_paper_hourglass_gives_64x64_heatmaps():
+    from simgan_estimators.hourglass import StackedHourglass
+
+    model = StackedHourglass(ImageSpec(1, 224, 224), output_dim=14).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 224, 224)).shape == (1, 14, 64, 64)
+
+
+def test_timm_heatmap_shapes_and_gradients():
+    from simgan_estimators.timm_heatmap import TimmHeatmap
+
+    model = TimmHeatmap(ImageSpec(1, 224, 224), output_dim=14, backbone="resnet18", input_size=64, heatmap_size=24)
+    x = torch.randn(2, 1, 224, 224, requires_grad=True)
+    out = model(x)
+    assert out.shape == (2, 14, 24, 24)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
