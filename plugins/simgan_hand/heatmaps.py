@@ -1,4 +1,4 @@
-"""Joint heatmaps: Gaussian targets, sub-pixel decoding, and the PCK metric.
+"""Joint heatmaps: Gaussian maps, soft-argmax decoding, and the PCK metric.
 
 Coordinates: pixel centres at integers. A crop coordinate u in [0, S-1] maps to heatmap
 coordinate (u + 0.5) * h / S - 0.5 for an h-pixel heatmap, and back by the inverse.
@@ -28,40 +28,18 @@ def gaussian_heatmaps(uv: Tensor, size: int, sigma: float) -> Tensor:
     return torch.exp(-(du**2 + dv**2) / (2 * sigma**2))
 
 
-def _parabola_offset(left: Tensor, centre: Tensor, right: Tensor) -> Tensor:
-    """Vertex offset of the parabola through three equally spaced log-values, in [-1, 1].
+def soft_argmax(heatmaps: Tensor) -> Tensor:
+    """Expected joint positions under a softmax over each heatmap (integral regression).
 
-    Exact for a Gaussian peak (its logarithm is a parabola); 0 where the three values do not
-    form a maximum.
-    """
-    denom = 2 * centre - left - right
-    offset = (right - left) / (2 * denom.clamp(min=1e-12))
-    return torch.where(denom > 1e-12, offset.clamp(-1, 1), torch.zeros_like(offset))
-
-
-def decode_heatmaps(heatmaps: Tensor, eps: float = 1e-6) -> Tensor:
-    """Sub-pixel joint positions: (N, J, h, w) -> (N, J, 2) (u, v) heatmap pixels.
-
-    The arg-max, refined along each axis by the vertex of a parabola through the logarithm of
-    the peak and its two neighbours (exact for Gaussian peaks, which is what the estimator is
-    trained to output). At the heatmap border the arg-max is kept as is.
+    (N, J, h, w) logits -> (N, J, 2) (u, v) heatmap pixels. Differentiable, so the estimator
+    can be trained on joint coordinates directly (Sun et al., 2018), which learns far faster
+    than matching Gaussian target maps at the small heatmap sizes a CPU budget allows.
     """
     n, j, h, w = heatmaps.shape
-    flat = heatmaps.reshape(n * j, h, w)
-    peak = flat.flatten(1).argmax(dim=1)
-    pv, pu = peak // w, peak % w
-    logs = flat.clamp(min=eps).log()
-    idx = torch.arange(n * j, device=heatmaps.device)
-
-    def at(v: Tensor, u: Tensor) -> Tensor:
-        return logs[idx, v.clamp(0, h - 1), u.clamp(0, w - 1)]
-
-    centre = at(pv, pu)
-    du = _parabola_offset(at(pv, pu - 1), centre, at(pv, pu + 1))
-    dv = _parabola_offset(at(pv - 1, pu), centre, at(pv + 1, pu))
-    du = torch.where((pu > 0) & (pu < w - 1), du, torch.zeros_like(du))
-    dv = torch.where((pv > 0) & (pv < h - 1), dv, torch.zeros_like(dv))
-    return torch.stack([pu.to(heatmaps.dtype) + du, pv.to(heatmaps.dtype) + dv], dim=1).reshape(n, j, 2)
+    prob = torch.softmax(heatmaps.reshape(n, j, h * w).float(), dim=-1).reshape(n, j, h, w)
+    u = (prob.sum(dim=2) * torch.arange(w, device=prob.device, dtype=prob.dtype)).sum(dim=-1)
+    v = (prob.sum(dim=3) * torch.arange(h, device=prob.device, dtype=prob.dtype)).sum(dim=-1)
+    return torch.stack([u, v], dim=-1)
 
 
 def pck_curve(errors: Tensor, max_px: int = 20) -> Tensor:

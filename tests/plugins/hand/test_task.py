@@ -1,0 +1,92 @@
+"""The hand-depth task: loss, metrics, augmentation and label check against hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from simgan_hand.augment import rotation_matrix, warp_sample
+from simgan_hand.heatmaps import crop_to_heatmap, gaussian_heatmaps
+from simgan_hand.skeleton import DEFAULT_CUBE_MM as CUBE_MM
+from simgan_hand.task import NUM_JOINTS, SIZE, HandDepthTask
+from simgan_toolkit.config import build_config
+from simgan_toolkit.task import LabelledImages
+
+
+def _labels(uv):
+    return {"joints_uvd": torch.cat([uv, torch.zeros(*uv.shape[:-1], 1)], dim=-1)}
+
+
+def _perfect_heatmaps(uv, size=24):
+    """Logits = log of Gaussians at the joints: their soft-argmax is the joints."""
+    return gaussian_heatmaps(crop_to_heatmap(uv, SIZE, size), size, 1.0).clamp(min=1e-38).log()
+
+
+def test_loss_is_zero_for_peaks_at_the_joints_and_counts_every_stack():
+    task = HandDepthTask()
+    uv = torch.rand(2, NUM_JOINTS, 2) * 180 + 20
+    perfect = _perfect_heatmaps(uv)
+    assert float(task.estimator_loss(perfect, _labels(uv))) == pytest.approx(0.0, abs=1e-3)
+    shifted = _perfect_heatmaps(uv + torch.tensor([22.4, 0.0]))
+    # every joint 22.4 px off in u: mean L1 over (u, v) is 11.2 px -> 11.2 / 224 * 10 = 0.5
+    assert float(task.estimator_loss(shifted, _labels(uv))) == pytest.approx(0.5, abs=0.01)
+    stacked = torch.stack([perfect, torch.zeros_like(perfect)], dim=1)  # second stack wrong
+    assert float(task.estimator_loss(stacked, _labels(uv))) > 0
+
+
+def test_metrics_hand_computed():
+    task = HandDepthTask()
+    uv = torch.full((1, NUM_JOINTS, 2), 100.0)
+    predicted = uv.clone()
+    predicted[0, :7, 0] += 3.0  # 7 joints 3 px off, 7 joints 8 px off
+    predicted[0, 7:, 1] += 8.0
+    metrics = task.estimator_metrics(_perfect_heatmaps(predicted, size=224), _labels(uv))
+    assert metrics["pck_5"] == pytest.approx(50.0)
+    assert metrics["mean_px_error"] == pytest.approx(5.5, abs=0.01)
+    assert metrics["curve/pck_2"] == pytest.approx(0.0)
+    assert metrics["curve/pck_8"] == pytest.approx(100.0)
+
+
+def test_augment_moves_joints_with_the_image():
+    images = torch.ones(1, 1, SIZE, SIZE)
+    images[0, 0, 40, 150] = -1.0  # a marker at (u=150, v=40)
+    joints = torch.zeros(1, NUM_JOINTS, 3)
+    joints[0, :, 0], joints[0, :, 1] = 150.0, 40.0
+    warped, moved = warp_sample(images, joints, rotation_matrix(30.0, SIZE))
+    v, u = divmod(int(warped[0, 0].argmin()), SIZE)
+    assert abs(u - float(moved[0, 0, 0])) <= 1 and abs(v - float(moved[0, 0, 1])) <= 1
+    assert torch.equal(moved[..., 2], joints[..., 2])
+    task = HandDepthTask()
+    aug_images, aug_labels = task.augment(images, {"joints_uvd": joints}, torch.Generator().manual_seed(0))
+    v, u = divmod(int(aug_images[0, 0].argmin()), SIZE)
+    assert abs(u - float(aug_labels["joints_uvd"][0, 0, 0])) <= 1.5 and abs(v - float(aug_labels["joints_uvd"][0, 0, 1])) <= 1.5
+
+
+def test_label_preservation_hand_computed():
+    task = HandDepthTask()
+    syn = torch.ones(1, 1, SIZE, SIZE)
+    syn[0, 0, 50:150, 50:150] = 0.0  # a 100x100 hand at the cube centre
+    joints = torch.zeros(1, NUM_JOINTS, 3)
+    joints[0, :, :2] = 75.0  # inside the half of the hand that stays
+    refined = syn.clone()
+    refined[0, 0, 50:150, 50:150] = 0.1  # pushed back by 0.1 normalised units
+    refined[0, 0, 50:150, 100:150] = 1.0  # and half the hand erased
+    result = task.label_preservation(LabelledImages(syn, {"joints_uvd": joints}), refined)
+    assert result["joint_depth_change_mm"] == pytest.approx(0.1 * CUBE_MM / 2, rel=1e-4)
+    assert result["silhouette_iou"] == pytest.approx(0.5)
+    assert result["hand_depth_change_mm"] == pytest.approx((0.1 + 1.0) / 2 * CUBE_MM / 2, rel=1e-4)
+
+
+def test_pck_curve_figure_is_written(tmp_path):
+    metrics = {f"curve/pck_{d}": float(5 * d) for d in range(21)}
+    paths = HandDepthTask().save_figures({"synthetic": metrics, "refined": metrics}, tmp_path)
+    assert paths == [tmp_path / "pck_curve.png"] and paths[0].stat().st_size > 1000
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default", "paper"])
+def test_profiles_validate(profile):
+    config = build_config("hand_depth", profile, HandDepthTask().profiles())
+    if profile == "paper":
+        assert (config.refiner.kernel_size, config.refiner.blocks) == (7, 10)
+        assert config.discriminator.layers[0] == "conv7s4-96"
+        assert config.estimator.options["heatmap_size"] == 64 and config.estimator.options["stacks"] == 2
