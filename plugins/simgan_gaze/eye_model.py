@@ -30,10 +30,12 @@ eyelids do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from simgan_toolkit.sampling import TensorBatch, check_count, check_generator
 
 #: Reference image size the sampled geometry is designed for (MPIIGaze-like eye crops).
 REFERENCE_HEIGHT = 35
@@ -64,7 +66,7 @@ _SKIN_DARK = (0.36, 0.23, 0.16)
 
 
 @dataclass
-class EyeParams:
+class EyeParams(TensorBatch):
     """Per-image eye geometry and appearance; every field has the batch as first dimension.
 
     Lengths are in pixels of the image the parameters were sampled for; angles in radians;
@@ -105,22 +107,6 @@ class EyeParams:
     skin_colour: Tensor
     sclera_brightness: Tensor
     pupil_brightness: Tensor
-
-    def __len__(self) -> int:
-        return int(self.pitch.shape[0])
-
-    @property
-    def device(self) -> torch.device:
-        """Device all fields live on."""
-        return self.pitch.device
-
-    def to(self, device: torch.device | str) -> EyeParams:
-        """Return a copy with every field moved to ``device``."""
-        return EyeParams(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
-
-    def __getitem__(self, index: slice | Tensor) -> EyeParams:
-        """Select a sub-batch (slice, index tensor or boolean mask) of every field."""
-        return EyeParams(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     def pitch_yaw(self) -> Tensor:
         """(N, 2) gaze as ``(pitch, yaw)`` radians."""
@@ -208,37 +194,6 @@ def opening_frame_to_image(params: EyeParams, u: Tensor, v: Tensor) -> tuple[Ten
     ox = params.opening_centre[:, 0].view(-1, *extra)
     oy = params.opening_centre[:, 1].view(-1, *extra)
     return ox + c * u - s * v, oy + s * u + c * v
-
-
-def check_count(n: int) -> None:
-    """Raise ValueError unless ``n`` is a positive integer."""
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"number of images must be a positive integer, got {n!r}")
-
-
-def check_generator(generator: torch.Generator, device: torch.device | str) -> torch.device:
-    """Raise ValueError unless ``generator`` lives on ``device``; return ``device`` normalised.
-
-    torch only draws from a generator on its own device, and silently drawing on another
-    device would break the determinism callers rely on, so a mismatch is an input error.
-    """
-    if not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    dev = torch.device(device)
-    gdev = generator.device
-    same = dev.type == gdev.type
-    if same and dev.type != "cpu":
-        # "cuda" without an index means the current device.
-        cur = torch.cuda.current_device() if dev.type == "cuda" else 0
-        same = (dev.index if dev.index is not None else cur) == (
-            gdev.index if gdev.index is not None else cur
-        )
-    if not same:
-        raise ValueError(
-            f"generator is on device {gdev} but images are requested on {dev}; "
-            f"create it with torch.Generator(device={str(dev)!r})"
-        )
-    return dev
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator, dev: torch.device) -> Tensor:

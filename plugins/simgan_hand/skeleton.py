@@ -34,10 +34,12 @@ the camera, ``roll`` turns it in the image plane. The translation puts the palm 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from simgan_toolkit.sampling import TensorBatch, check_count, check_generator
 
 # --------------------------------------------------------------------------------------------
 # Camera
@@ -216,7 +218,7 @@ DEFAULT_CUBE_MM = 300.0
 
 
 @dataclass
-class HandPose:
+class HandPose(TensorBatch):
     """Per-image hand shape and pose; every field has the batch as first dimension.
 
     Attributes:
@@ -237,56 +239,10 @@ class HandPose:
     flexion: Tensor
     abduction: Tensor
 
-    def __len__(self) -> int:
-        return int(self.centre.shape[0])
-
-    @property
-    def device(self) -> torch.device:
-        """Device all fields live on."""
-        return self.centre.device
-
-    def to(self, device: torch.device | str) -> HandPose:
-        """Return a copy with every field moved to ``device``."""
-        return HandPose(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
-
-    def __getitem__(self, index: slice | Tensor) -> HandPose:
-        """Select a sub-batch (slice, index tensor or boolean mask) of every field."""
-        return HandPose(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
-
     def bone_lengths(self) -> Tensor:
         """(N, 5, 3) bone lengths in mm, base to tip."""
         base = torch.tensor(BONE_LENGTHS_MM, device=self.device)
         return base * self.proportions * self.scale.view(-1, 1, 1)
-
-
-def check_count(n: int) -> None:
-    """Raise ValueError unless ``n`` is a positive integer."""
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"number of images must be a positive integer, got {n!r}")
-
-
-def check_generator(generator: torch.Generator, device: torch.device | str) -> torch.device:
-    """Raise ValueError unless ``generator`` lives on ``device``; return ``device`` normalised.
-
-    torch only draws from a generator on its own device, and drawing on another device would
-    break the determinism callers rely on, so a mismatch is an input error.
-    """
-    if not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    dev = torch.device(device)
-    gdev = generator.device
-    same = dev.type == gdev.type
-    if same and dev.type != "cpu":
-        cur = torch.cuda.current_device() if dev.type == "cuda" else 0
-        same = (dev.index if dev.index is not None else cur) == (
-            gdev.index if gdev.index is not None else cur
-        )
-    if not same:
-        raise ValueError(
-            f"generator is on device {gdev} but images are requested on {dev}; "
-            f"create it with torch.Generator(device={str(dev)!r})"
-        )
-    return dev
 
 
 def rotation_x(angle: Tensor) -> Tensor:
