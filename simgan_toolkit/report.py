@@ -25,8 +25,7 @@ def format_results_table(summary: dict[str, Any]) -> str:
     primary = summary["primary_metric"]["name"]
     rows = [k for k in _ORDER if k in estimators] + [k for k in estimators if k not in _ORDER]
     # Names with a "/" are series (e.g. a curve's points): in summary.json and plots, not here.
-    metric_names = [m for m in next(iter(estimators.values()))] if estimators else []
-    metric_names = [m for m in metric_names if "/" not in m]
+    metric_names = [m for m in next(iter(estimators.values())) if "/" not in m] if estimators else []
     header = ["trained on", *metric_names]
     has_gap = "synthetic" in estimators and "target" in estimators
     if has_gap:

@@ -89,6 +89,5 @@ def evaluate_estimator(task: Task, model: nn.Module, test: LabelledImages, batch
 
 def save_estimator(model: nn.Module, name: str, options: dict[str, Any], path: str | Path) -> None:
     """Checkpoint an estimator so the ``learned`` feature transform can load it."""
-    serialisable = {k: v for k, v in options.items()}
     with atomic_path(path) as tmp:
-        torch.save({"format": "simgan-toolkit/estimator-1", "estimator": name, "options": serialisable, "state_dict": model.state_dict()}, tmp)
+        torch.save({"format": "simgan-toolkit/estimator-1", "estimator": name, "options": options, "state_dict": model.state_dict()}, tmp)
