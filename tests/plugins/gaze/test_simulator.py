@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import math
 
 import kornia
@@ -15,27 +17,6 @@ from simgan_gaze.simulator import eye_layers, render_synthetic, simulate_eyes
 
 def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def dark_centroid(images: torch.Tensor, params: EyeParams) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centroid (N, 2) of the k darkest pixels inside the eye opening, k = pupil area.
-
-    Also returns (N,) bool: the pupil lies fully inside the opening (not cut by a lid), the
-    only case where the dark blob's centroid should sit on the label.
-    """
-    n, c, h, w = images.shape
-    gray = (images if c == 1 else kornia.color.rgb_to_grayscale(images))[:, 0]
-    layers = eye_layers(params, h, w)
-    inside = layers.opening_sd[:, 0] < -1.0
-    k = layers.pupil.sum((1, 2, 3)).round().clamp_min(3).long()
-    values = gray.masked_fill(~inside, float("inf")).flatten(1)
-    rank = values.argsort(dim=1).argsort(dim=1)
-    chosen = (rank < k[:, None]).float()
-    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    cx = (chosen * xs.flatten()).sum(1) / chosen.sum(1)
-    cy = (chosen * ys.flatten()).sum(1) / chosen.sum(1)
-    visible = (layers.pupil * (layers.opening_sd < -1.0)).sum((1, 2, 3)) / layers.pupil.sum((1, 2, 3))
-    return torch.stack([cx, cy], dim=1), visible > 0.98
 
 
 @pytest.mark.parametrize("rgb", [False, True])
@@ -75,7 +56,7 @@ def test_chunking_does_not_change_pixels(monkeypatch: pytest.MonkeyPatch) -> Non
     assert torch.allclose(render_synthetic(params), whole, atol=1e-6)
 
 
-def test_pupil_centroid_matches_label() -> None:
+def test_pupil_centroid_matches_label(dark_centroid: Callable) -> None:
     images, labels = simulate_eyes(400, _gen(11))
     params = sample_eye_params(400, _gen(11))
     centroid, visible = dark_centroid(images, params)
@@ -84,7 +65,7 @@ def test_pupil_centroid_matches_label() -> None:
     assert err.max() < 1.5, f"worst pupil centroid error {err.max():.2f} px"
 
 
-def test_looking_up_moves_pupil_up_and_yaw_moves_it_left() -> None:
+def test_looking_up_moves_pupil_up_and_yaw_moves_it_left(dark_centroid: Callable) -> None:
     params = sample_eye_params(1, _gen(5))
     rows = {}
     for pitch in (-15.0, 0.0, 15.0):

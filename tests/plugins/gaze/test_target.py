@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import kornia
 import pytest
 import torch
@@ -36,24 +38,6 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 def _params(n: int, seed: int = 0) -> EyeParams:
     return sample_eye_params(n, _gen(seed))
-
-
-def dark_centroid(images: torch.Tensor, params: EyeParams) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centroid (N, 2) of the k darkest pixels inside the eye opening (k = pupil area), and
-    (N,) bool: the pupil is not cut by a lid. Same estimator as in test_simulator.py."""
-    n, c, h, w = images.shape
-    gray = (images if c == 1 else kornia.color.rgb_to_grayscale(images))[:, 0]
-    layers = eye_layers(params, h, w)
-    inside = layers.opening_sd[:, 0] < -1.0
-    k = layers.pupil.sum((1, 2, 3)).round().clamp_min(3).long()
-    values = gray.masked_fill(~inside, float("inf")).flatten(1)
-    rank = values.argsort(dim=1).argsort(dim=1)
-    chosen = (rank < k[:, None]).float()
-    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    cx = (chosen * xs.flatten()).sum(1) / chosen.sum(1)
-    cy = (chosen * ys.flatten()).sum(1) / chosen.sum(1)
-    visible = (layers.pupil * (layers.opening_sd < -1.0)).sum((1, 2, 3)) / layers.pupil.sum((1, 2, 3))
-    return torch.stack([cx, cy], dim=1), visible > 0.98
 
 
 def _gradient_energy(x: torch.Tensor) -> torch.Tensor:
@@ -113,7 +97,7 @@ def test_target_differs_from_synthetic_render() -> None:
     assert (local_var(real) > 1e-5).all()
 
 
-def test_pupil_centroid_still_matches_label() -> None:
+def test_pupil_centroid_still_matches_label(dark_centroid: Callable) -> None:
     params = _params(400, 5)
     images = render_target(params, _gen(6))
     centroid, visible = dark_centroid(images, params)
