@@ -1,4 +1,4 @@
-"""Datasets on disk: the toolkit's HDF5 layout."""
+"""Datasets on disk: the toolkit's HDF5 layout and the interface of dataset-format loaders."""
 
 from simgan_toolkit.data.hdf5 import (
     FORMAT,
@@ -9,5 +9,6 @@ from simgan_toolkit.data.hdf5 import (
     read_images_h5,
     write_images_h5,
 )
+from simgan_toolkit.data.loader import DatasetLoader, Unit
 
-__all__ = ["FORMAT", "H5ImageWriter", "count_images_h5", "iter_images_h5", "read_attrs", "read_images_h5", "write_images_h5"]
+__all__ = ["DatasetLoader", "Unit", "FORMAT", "H5ImageWriter", "count_images_h5", "iter_images_h5", "read_attrs", "read_images_h5", "write_images_h5"]

@@ -75,3 +75,14 @@ def simgan_register_estimators(register: Register) -> None:
     ``forward(images)`` gives predictions and whose ``features(images)`` gives a feature map
     (used by the ``learned`` feature transform).
     """
+
+
+@hookspec
+def simgan_register_datasets(register: Register) -> None:
+    """Register on-disk dataset formats (UnityEyes, MPIIGaze, NYU Hand, your own).
+
+    Call ``register.dataset(name, loader_class)`` with a subclass of
+    :class:`simgan_toolkit.data.loader.DatasetLoader`; ``loader_class(**options)`` builds a
+    loader, ``loader_class.detect(root)`` recognises the format for ``--format auto``.
+    ``simgan convert`` and the run's ``data.*_path`` settings use registered loaders.
+    """

@@ -34,6 +34,7 @@ _REGISTER_HOOKS = (
     "simgan_register_feature_transforms",
     "simgan_register_losses",
     "simgan_register_estimators",
+    "simgan_register_datasets",
 )
 
 

@@ -17,6 +17,7 @@ KINDS: tuple[str, ...] = (
     "feature_transform",
     "loss",
     "estimator",
+    "dataset",
 )
 
 
@@ -142,3 +143,7 @@ class Register:
     def estimator(self, name: str, factory: Callable[..., Any], *, description: str = "") -> None:
         """Register a downstream estimator."""
         self._add("estimator", name, factory, description)
+
+    def dataset(self, name: str, loader_class: Callable[..., Any], *, description: str = "") -> None:
+        """Register a dataset format: a :class:`simgan_toolkit.data.loader.DatasetLoader` subclass."""
+        self._add("dataset", name, loader_class, description)

@@ -1,0 +1,80 @@
+"""The dataset-loader interface: how an on-disk dataset format becomes toolkit images.
+
+A loader reads one format (UnityEyes, MPIIGaze, NYU Hand, ...) and is registered through the
+``simgan_register_datasets`` hook, so third parties add formats the same way the built-in
+plugins do. The toolkit drives every loader the same way:
+
+1. :meth:`DatasetLoader.units` lists the *units* of a dataset root, cheaply (file names only):
+   the smallest pieces that can be read, and skipped, on their own (a JSON+JPEG pair, a
+   ``.mat`` day file, one NYU frame).
+2. :meth:`DatasetLoader.read_unit` decodes one unit into a :class:`LabelledImages` of zero or
+   more samples, or raises :class:`~simgan_toolkit.errors.DataError` naming the file and what was
+   expected.
+
+:func:`simgan_toolkit.data.reading.read_dataset` and ``simgan convert`` build on that: progress
+bars, ``--skip-bad`` counting, resumable and atomic HDF5 output.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from simgan_toolkit.task import LabelledImages
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independently readable piece of a dataset.
+
+    Attributes:
+        key: stable identifier, unique within the dataset (used to resume a conversion).
+        path: the file an error should name (the main file of the unit).
+        info: loader-private data (e.g. the index of a frame inside a shared label file).
+    """
+
+    key: str
+    path: Path
+    info: Any = None
+
+
+class DatasetLoader(ABC):
+    """Reads one dataset format. Subclasses set :attr:`name` and implement the three methods.
+
+    Images come out as float32 (N, C, H, W) in [-1, 1] with the shape of
+    :attr:`image_shape`; labels as a dict of (N, ...) tensors with the shapes of
+    :attr:`label_shapes` (empty for unlabelled data). Keyword options of the constructor
+    (``rgb``, ``split``, ...) are the loader's own and are documented on its class.
+    """
+
+    #: The name ``--format`` and configs use.
+    name: ClassVar[str] = ""
+
+    @property
+    @abstractmethod
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of every image this loader returns."""
+
+    @property
+    def label_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Label name -> per-image shape; empty for unlabelled data."""
+        return {}
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        """Whether ``root`` looks like this format (cheap: names, not contents)."""
+        return False
+
+    @abstractmethod
+    def units(self, root: Path) -> list[Unit]:
+        """The readable units under ``root`` in a stable order.
+
+        Raises :class:`~simgan_toolkit.errors.DataError` if ``root`` is not this format at all
+        (missing folder or index file), naming what was expected.
+        """
+
+    @abstractmethod
+    def read_unit(self, unit: Unit) -> LabelledImages:
+        """Decode one unit; raise :class:`~simgan_toolkit.errors.DataError` naming the file."""
