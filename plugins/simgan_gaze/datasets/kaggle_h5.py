@@ -1,0 +1,213 @@
+"""Kaggle "eye-gaze" (4quant) HDF5 files: ``gaze.h5`` (UnityEyes crops + look_vec) and
+``real_gaze.h5`` (MPIIGaze crops, no labels).
+
+Format (data-formats.md section 3, inferred from the code that reads these files): a group
+``image`` of 2-D (35, 55) datasets, one per sample; ``gaze.h5`` adds ``look_vec`` (N, 3) or
+(N, 4) and ``path`` (N,). h5py lists group members in *string* order, so unpadded numeric
+names ("0", "1", "10", "11", "2") are sorted numerically here to line up with ``look_vec``'s rows.
+
+Assumption (unverified, no original file was available): ``look_vec`` keeps UnityEyes'
+convention (Unity camera space, y up), as these crops were made from UnityEyes output; it is
+converted like UnityEyes' (y negated, w dropped). Pixel values are 0..255 intensities whatever
+the stored dtype.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from simgan_gaze.datasets.conventions import (
+    EYE_HEIGHT,
+    EYE_WIDTH,
+    gaze_labels,
+    intensities_to_unit_range,
+    unity_to_camera,
+)
+from simgan_toolkit.data.loader import DatasetLoader, Unit
+from simgan_toolkit.errors import ConfigError, DataError
+from simgan_toolkit.task import LabelledImages
+
+_NUMERIC = re.compile(r"^\d+$")
+_SUFFIXES = (".h5", ".hdf5")
+
+
+def member_order(name: str) -> tuple[int, int, str]:
+    """Sort key: numeric names by value (``"2"`` before ``"10"``), then other names as text."""
+    return (0, int(name), name) if _NUMERIC.match(name) else (1, 0, name)
+
+
+def _open(path: Path) -> Any:
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable HDF5 file (truncated or another format?): {exc}") from None
+
+
+def _layout(path: Path) -> tuple[bool, bool]:
+    """``(has an 'image' group, has 'look_vec')``; ``(False, False)`` for anything unreadable."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return isinstance(f.get("image"), h5py.Group), "look_vec" in f
+    except (OSError, ValueError):
+        return False, False
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Members ``names`` (in sample order) starting at sample index ``start``."""
+
+    start: int
+    names: tuple[str, ...]
+
+
+class KaggleGazeLoader(DatasetLoader):
+    """Kaggle ``gaze.h5`` -> (N, C, 35, 55) synthetic eyes in [-1, 1] with gaze labels.
+
+    ``root`` is the ``.h5`` file, or a folder holding exactly one such file (one with a
+    ``look_vec``; ``real_gaze.h5`` beside it is ignored). Units are chunks of ``chunk_size``
+    samples in numeric member order, keyed ``"start:stop"``.
+
+    Labels (per image):
+        gaze: (3,) unit gaze vector, MPIIGaze/OpenCV camera convention (``look_vec`` with y
+            negated, see the module docstring for the assumption).
+        pitch_yaw: (2,) radians, ``pitch = asin(-y)``, ``yaw = atan2(-x, -z)``.
+
+    No ``pupil_centre``: the file holds no landmarks.
+
+    Args:
+        chunk_size: samples per unit.
+        rgb: return 3 identical channels (C=3) instead of C=1, for RGB tasks.
+    """
+
+    name = "kaggle_gaze"
+    #: Whether the file must hold (and the loader returns) ``look_vec`` labels.
+    labelled: ClassVar[bool] = True
+
+    def __init__(self, chunk_size: int = 1000, rgb: bool = False) -> None:
+        if int(chunk_size) < 1:
+            raise ConfigError(f"{self.name}: chunk_size must be >= 1, got {chunk_size!r}")
+        self.chunk_size = int(chunk_size)
+        self.rgb = bool(rgb)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (3 if self.rgb else 1, EYE_HEIGHT, EYE_WIDTH)
+
+    @property
+    def label_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"gaze": (3,), "pitch_yaw": (2,)} if self.labelled else {}
+
+    @classmethod
+    def _matches(cls, path: Path) -> bool:
+        has_images, has_labels = _layout(path)
+        return has_images and has_labels == cls.labelled
+
+    @classmethod
+    def _candidates(cls, folder: Path) -> list[Path]:
+        return [p for p in sorted(folder.iterdir()) if p.suffix in _SUFFIXES and p.is_file() and cls._matches(p)]
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        """An HDF5 file with an ``image`` group (and ``look_vec`` exactly when labelled), or a
+        folder holding one."""
+        root = Path(root)
+        if root.is_file():
+            return root.suffix in _SUFFIXES and cls._matches(root)
+        return root.is_dir() and len(cls._candidates(root)) == 1
+
+    def _resolve(self, root: Path) -> Path:
+        if root.is_file():
+            return root
+        if not root.is_dir():
+            raise DataError(f"{root}: no such file or folder")
+        found = self._candidates(root)
+        if len(found) != 1:
+            kind = "with 'image' and 'look_vec'" if self.labelled else "with 'image' and no 'look_vec'"
+            listed = ", ".join(p.name for p in found) or "none"
+            raise DataError(f"{root}: expected exactly one .h5 file {kind} (found: {listed}); pass the file itself")
+        return found[0]
+
+    def units(self, root: Path) -> list[Unit]:
+        import h5py
+
+        path = self._resolve(Path(root))
+        with _open(path) as f:
+            group = f.get("image")
+            if not isinstance(group, h5py.Group):
+                raise DataError(f"{path}: no 'image' group; expected the Kaggle eye-gaze layout (image/<n> datasets)")
+            names = sorted(group.keys(), key=member_order)
+            if self.labelled:
+                look = f.get("look_vec")
+                if not isinstance(look, h5py.Dataset):
+                    raise DataError(f"{path}: no 'look_vec' dataset; an unlabelled file (real_gaze.h5) is read "
+                                    "with format 'kaggle_real_gaze'")
+                if look.ndim != 2 or look.shape[1] not in (3, 4) or look.shape[0] != len(names):
+                    raise DataError(f"{path}: 'look_vec' must have shape ({len(names)}, 3) or ({len(names)}, 4) "
+                                    f"for {len(names)} images, got {look.shape}")
+            if isinstance(f.get("path"), h5py.Dataset) and len(f["path"]) != len(names):
+                raise DataError(f"{path}: 'path' has {len(f['path'])} rows for {len(names)} images")
+        return [
+            Unit(f"{start}:{start + len(chunk)}", path, Chunk(start, tuple(chunk)))
+            for start in range(0, len(names), self.chunk_size)
+            for chunk in [names[start : start + self.chunk_size]]
+        ]
+
+    def _image(self, data: np.ndarray, where: str) -> np.ndarray:
+        """One member -> (C, 35, 55) float64 0..255."""
+        stored = data.shape
+        if data.ndim == 2:
+            data = data[None]
+        elif data.ndim == 3 and data.shape[2] in (1, 3):
+            data = np.moveaxis(data, 2, 0)
+        if data.shape[1:] != (EYE_HEIGHT, EYE_WIDTH) or data.dtype.kind not in "uif":
+            raise DataError(f"{where}: expected a ({EYE_HEIGHT}, {EYE_WIDTH}) numeric image, got {stored} {data.dtype}")
+        pixels = data.astype(np.float64)
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
+            raise DataError(f"{where}: values must be 0..255 intensities, got {pixels.min():g}..{pixels.max():g}")
+        return pixels
+
+    def read_unit(self, unit: Unit) -> LabelledImages:
+        from kornia.color import rgb_to_grayscale
+
+        chunk: Chunk = unit.info
+        stop = chunk.start + len(chunk.names)
+        with _open(unit.path) as f:
+            try:
+                images = []
+                for name in chunk.names:
+                    pixels = torch.from_numpy(self._image(f["image"][name][()], f"{unit.path}: image/{name}"))
+                    if pixels.shape[0] == 3 and not self.rgb:
+                        pixels = rgb_to_grayscale(pixels[None] / 255.0)[0] * 255.0
+                    elif pixels.shape[0] == 1 and self.rgb:
+                        pixels = pixels.expand(3, -1, -1)
+                    images.append(pixels)
+                look = f["look_vec"][chunk.start : stop] if self.labelled else None
+            except (OSError, KeyError, ValueError) as exc:
+                raise DataError(f"{unit.path}: cannot read samples {unit.key} (truncated or corrupt?): {exc}") from None
+        batch = torch.stack(images) if images else torch.zeros(0, *self.image_shape, dtype=torch.float64)
+        labels = {}
+        if look is not None:
+            labels = gaze_labels(unity_to_camera(torch.from_numpy(np.asarray(look, dtype=np.float64))), f"{unit.path}: look_vec")
+        return LabelledImages(intensities_to_unit_range(batch), labels)
+
+
+class KaggleRealGazeLoader(KaggleGazeLoader):
+    """Kaggle ``real_gaze.h5`` -> (N, C, 35, 55) real eyes in [-1, 1], unlabelled.
+
+    ``root`` is the ``.h5`` file, or a folder holding exactly one file with an ``image`` group
+    and no ``look_vec`` (so ``gaze.h5`` beside it is ignored). Passing ``gaze.h5`` itself reads
+    its images and ignores its labels. Options as :class:`KaggleGazeLoader`.
+    """
+
+    name = "kaggle_real_gaze"
+    labelled = False
