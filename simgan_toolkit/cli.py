@@ -1,4 +1,4 @@
-"""Command-line interface: ``simgan run | refine | plugins`` (also ``python -m simgan_toolkit``).
+"""Command-line interface: ``simgan run | refine | convert | plugins`` (also ``python -m simgan_toolkit``).
 
 ``python -m simgan_toolkit.run --task gaze`` is the same as ``simgan run --task gaze``.
 User errors print one line and exit non-zero; tracebacks are for bugs.
@@ -46,7 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--batch-size", type=int, default=512)
     ref.add_argument("--seed", type=int, default=0, help="seed of the refiner's noise inputs, if it has any")
     ref.add_argument("--no-progress", action="store_true")
-    sub.add_parser("plugins", help="list registered tasks, networks, feature transforms, losses and estimators")
+    conv = sub.add_parser(
+        "convert", help="convert a dataset on disk (UnityEyes, MPIIGaze, NYU Hand, ...) into a toolkit HDF5 file",
+        description="Convert a dataset into a toolkit HDF5 file. The file appears only when complete; an interrupted "
+                    "conversion continues when the same command is run again.",
+    )
+    conv.add_argument("source", metavar="SRC", help="dataset folder (or file)")
+    conv.add_argument("output", metavar="OUT.h5", help="HDF5 file to write")
+    conv.add_argument("--format", default="auto", help="dataset format (see `simgan plugins`, kind 'dataset'), or auto to detect it (default: %(default)s)")
+    conv.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                      help="option of the format's loader, e.g. --option rgb=true (repeatable; values parsed as TOML)")
+    conv.add_argument("--kind", default="real", choices=["real", "synthetic"], help="what the images are, stored in the file (default: %(default)s)")
+    conv.add_argument("--skip-bad", action="store_true", help="skip unreadable files (counted and reported) instead of stopping at the first")
+    conv.add_argument("--restart", action="store_true", help="discard an interrupted conversion of OUT.h5 and start over")
+    conv.add_argument("--no-progress", action="store_true")
+    sub.add_parser("plugins", help="list registered tasks, networks, feature transforms, losses, estimators and dataset formats")
     return parser
 
 
@@ -93,6 +107,35 @@ def _cmd_refine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_options(items: Sequence[str]) -> dict[str, object]:
+    """``["rgb=true", "split=test"]`` -> ``{"rgb": True, "split": "test"}``."""
+    from simgan_toolkit.config import parse_value
+    from simgan_toolkit.errors import ConfigError
+
+    options: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {item!r}: expected KEY=VALUE, e.g. rgb=true")
+        options[key.strip()] = parse_value(raw)
+    return options
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from simgan_toolkit.data.reading import convert_dataset, resolve_loader
+    from simgan_toolkit.plugin import get_registry
+
+    options = _parse_options(args.options)
+    loader = resolve_loader(get_registry(), args.format, Path(args.source), options)
+    report = convert_dataset(
+        loader, args.source, args.output, skip_bad=args.skip_bad, progress=not args.no_progress,
+        resume=not args.restart, attrs={"kind": args.kind}, options=options,
+    )
+    skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
+    print(f"converted {report.images} images from {report.read} files ({loader.name}{skipped}) -> {args.output}")
+    return 0
+
+
 def _cmd_plugins(args: argparse.Namespace) -> int:
     from simgan_toolkit.plugin import get_plugin_manager
 
@@ -112,14 +155,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     warnings.formatwarning = _format_warning  # one readable line per plugin warning
     args = build_parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "refine": _cmd_refine, "plugins": _cmd_plugins}
+    handlers = {"run": _cmd_run, "refine": _cmd_refine, "convert": _cmd_convert, "plugins": _cmd_plugins}
     try:
         return handlers[args.command](args)
     except SimganError as exc:
         print(f"simgan: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        hint = f" (continue with --resume --out {args.out})" if getattr(args, "out", None) else ""
+        if args.command == "convert":
+            hint = " (run the same command again to continue)"
+        else:
+            hint = f" (continue with --resume --out {args.out})" if getattr(args, "out", None) else ""
         print(f"simgan: interrupted{hint}", file=sys.stderr)
         return 130
 

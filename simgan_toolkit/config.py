@@ -8,11 +8,12 @@ overrides. Every invalid value becomes one :class:`ConfigError` naming the field
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simgan_toolkit.errors import ConfigError
 
@@ -101,14 +102,62 @@ class TrainConfig(_Strict):
     checkpoint_every: int = Field(200, ge=1)
 
 
+class DataSource(_Strict):
+    """A dataset on disk used instead of the task's generator for one side of a run.
+
+    ``path`` is a dataset folder (or file) in a registered format, or a toolkit HDF5 file
+    (``simgan convert`` output, a run's ``refined.h5``). A relative path is made absolute
+    against the working directory, so the saved ``config.json`` still finds it after a ``cd``.
+    A plain string is shorthand for ``{path = "..."}``.
+    """
+
+    path: str
+    #: A registered dataset format (``simgan plugins``), ``toolkit-h5``, or ``auto`` to detect it.
+    format: str = "auto"
+    #: Keyword options of the format's loader (e.g. ``{rgb = true}``).
+    options: dict[str, Any] = Field(default_factory=dict)
+    #: Skip unreadable files (counted, and summed up in one warning) instead of failing.
+    skip_bad: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, (str, Path)) else value
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return os.path.abspath(os.path.expanduser(value))
+
+
 class DataConfig(_Strict):
-    """How many images each source provides."""
+    """How many images each source provides, and optionally where on disk they come from.
+
+    A side left at None uses the task's own generator. With a :class:`DataSource`, the side
+    takes at most ``n_*`` images from it (fewer if it holds fewer; the run log says so).
+    """
 
     n_synthetic: int = Field(20000, ge=1)
     n_real: int = Field(20000, ge=1)
     n_test: int = Field(2000, ge=1)
     #: Labelled target images for the oracle estimator (0 disables the oracle row).
     n_target_train: int = Field(20000, ge=0)
+    #: Labelled simulator images (need the labels the task's estimator reads).
+    synthetic: DataSource | None = None
+    #: Unlabelled target-domain images: the only real data the refiner sees (labels ignored).
+    real: DataSource | None = None
+    #: Labelled target images that score the estimators (never shown to the refiner).
+    test: DataSource | None = None
+    #: Labelled target images for the oracle estimator (needs ``n_target_train`` > 0).
+    target_train: DataSource | None = None
+
+    @model_validator(mode="after")
+    def _oracle_source_needs_images(self) -> DataConfig:
+        if self.target_train is not None and self.n_target_train == 0:
+            raise ValueError("data.target_train is set but data.n_target_train = 0 disables the oracle; set n_target_train > 0")
+        return self
 
 
 class EstimatorConfig(_Strict):
@@ -165,6 +214,14 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def parse_value(raw: str) -> Any:
+    """A command-line value read as TOML (``2``, ``true``, ``[1, 2]``, ``{a = 1}``), else the plain string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
 def parse_override(item: str) -> dict[str, Any]:
     """``"train.k_g=2"`` -> ``{"train": {"k_g": 2}}``. Values are read as TOML, else as strings."""
     if "=" not in item:
@@ -173,10 +230,7 @@ def parse_override(item: str) -> dict[str, Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {item!r}: empty key")
-    try:
-        value: Any = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
+    value = parse_value(raw)
     for part in reversed(key.split(".")):
         value = {part: value}
     return value

@@ -4,6 +4,10 @@
 result into the run folder, so ``--resume`` skips finished stages and continues SimGAN
 training from its last checkpoint.
 
+Each side of the data (synthetic, real, test, target_train) comes from the task's generators
+or, when the config sets ``data.<side> = {path = ..., format = ..., options = {...}}``, from a
+dataset on disk (see :mod:`simgan_toolkit.data.sources`).
+
 Run folder::
 
     config.json          the resolved configuration
@@ -31,9 +35,10 @@ import torch
 from torch import nn
 
 from simgan_toolkit import __version__
-from simgan_toolkit.config import RunConfig
+from simgan_toolkit.config import DataSource, RunConfig
 from simgan_toolkit.data.hdf5 import write_images_h5
-from simgan_toolkit.errors import ConfigError, PluginError
+from simgan_toolkit.data.sources import LABELLED_SIDES, load_side
+from simgan_toolkit.errors import ConfigError, DataError, PluginError
 from simgan_toolkit.estimation import build_estimator, estimator_options, evaluate_estimator, save_estimator, train_estimator
 from simgan_toolkit.features import FeatureTransform, Learned
 from simgan_toolkit.io import atomic_write_json
@@ -180,8 +185,6 @@ def run_pipeline(
         raise ConfigError(f"output directory {str(out)!r} already holds a run; pass --resume to continue it or choose another --out")
     if resume and config_path.exists():
         _check_same_config(config_path, config)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(config_path, config.model_dump(mode="json"))
 
     task: Task = registry.create("task", config.task)
     spec = task.image_spec
@@ -190,22 +193,63 @@ def run_pipeline(
     d = config.data
     say(f"task {config.task!r}, profile {config.profile!r}, device {device}, output {out}")
 
+    def side(name: str, n: int, seed: int, generate: Callable[[], LabelledImages]) -> LabelledImages:
+        """The task's generator, or the dataset on disk that ``data.<name>`` names."""
+        source: DataSource | None = getattr(d, name)
+        if source is None:
+            return generate()
+        return load_side(registry, task, name, source, n, seed, progress=progress, say=say).to(device)
+
     def make_data() -> tuple[LabelledImages, torch.Tensor, LabelledImages, LabelledImages | None]:
-        synthetic = task.synthetic(d.n_synthetic, config.seed + _SEED_SYNTHETIC, device)
-        real = task.real(d.n_real, config.seed + _SEED_REAL, device)
-        test = task.real_labelled(d.n_test, config.seed + _SEED_TEST, device)
-        target = task.real_labelled(d.n_target_train, config.seed + _SEED_TARGET_TRAIN, device) if d.n_target_train else None
+        synthetic = side("synthetic", d.n_synthetic, config.seed + _SEED_SYNTHETIC,
+                         lambda: task.synthetic(d.n_synthetic, config.seed + _SEED_SYNTHETIC, device))
+        real = side("real", d.n_real, config.seed + _SEED_REAL,
+                    lambda: LabelledImages(task.real(d.n_real, config.seed + _SEED_REAL, device))).images
+        test = side("test", d.n_test, config.seed + _SEED_TEST,
+                    lambda: task.real_labelled(d.n_test, config.seed + _SEED_TEST, device))
+        target = side("target_train", d.n_target_train, config.seed + _SEED_TARGET_TRAIN,
+                      lambda: task.real_labelled(d.n_target_train, config.seed + _SEED_TARGET_TRAIN, device)) if d.n_target_train else None
         spec.check(synthetic.images, f"task {config.task!r} synthetic()")
         spec.check(real, f"task {config.task!r} real()")
         spec.check(test.images, f"task {config.task!r} real_labelled()")
+        if (d.real is None) != (d.test is None):
+            on_disk, generated = ("real", "test") if d.real is not None else ("test", "real")
+            say(f"note: data.{on_disk} is read from disk but data.{generated} comes from the task's generator: "
+                "the refiner adapts to one target domain and the estimators are scored on another")
         return synthetic, real, test, target
 
     synthetic, real, test, target = stages.run("simulate", make_data)
+    # Written once the data is in: a bad data path or format leaves no half-started run behind.
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(config_path, config.model_dump(mode="json"))
     results: dict[str, dict[str, Any]] = {}
 
+    # Labelled sides read from disk; when the task declares no estimator_labels, a label they
+    # lack surfaces as a KeyError in the task's code, reported below naming these paths.
+    disk_labelled = {s: getattr(d, s).path for s in LABELLED_SIDES if getattr(d, s) is not None}
+
     def estimator(train_set: str, data: LabelledImages) -> nn.Module:
-        model, results[train_set] = _estimator_stage(task, config, registry, out, train_set, data, test, device, progress, resume)
+        try:
+            model, results[train_set] = _estimator_stage(task, config, registry, out, train_set, data, test, device, progress, resume)
+        except KeyError as exc:
+            if not disk_labelled:
+                raise
+            have = {"training set": sorted(data.labels), "test set": sorted(test.labels)}
+            raise DataError(
+                f"task {config.task!r} reads label {exc.args[0]!r}, missing from data on disk "
+                f"({', '.join(f'data.{k}.path {v!r}' for k, v in disk_labelled.items())}); labels present: {have}"
+            ) from None
         return model
+
+    def label_preservation() -> dict[str, float]:
+        try:
+            return task.label_preservation(synthetic, refined_images)
+        except KeyError as exc:
+            if d.synthetic is None:
+                raise
+            say(f"label preservation skipped: task {config.task!r} reads label {exc.args[0]!r}, which "
+                f"data.synthetic.path {d.synthetic.path!r} does not have (it has: {', '.join(sorted(synthetic.labels)) or 'none'})")
+            return {}
 
     train_on = config.estimator.train_on
     synthetic_estimator = stages.run("estimator:synthetic", lambda: estimator("synthetic", synthetic)) if "synthetic" in train_on else None
@@ -240,7 +284,7 @@ def run_pipeline(
              "refiner_checkpoint": str((out / "checkpoints" / "last.pt").resolve()), "config": config.model_dump(mode="json"), "seed": config.seed},
         ),
     )
-    preservation = stages.run("label_preservation", lambda: task.label_preservation(synthetic, refined_images))
+    preservation = stages.run("label_preservation", label_preservation)
 
     if "refined" in train_on:
         stages.run("estimator:refined", lambda: estimator("refined", refined))
@@ -263,6 +307,7 @@ def run_pipeline(
         "simgan_final": outcome.last_metrics,
         "resumed_from": list(outcome.resumed_from) if outcome.resumed_from else None,
         "data": d.model_dump(),
+        "data_counts": {"synthetic": len(synthetic), "real": len(real), "test": len(test), "target_train": len(target) if target is not None else 0},
         "environment": environment_info(device),
     }
     atomic_write_json(out / "summary.json", summary)

@@ -6,4 +6,4 @@ from simgan_toolkit.cli import main
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
-    sys.exit(main(argv if argv[:1] in (["refine"], ["plugins"], ["run"]) else ["run", *argv]))
+    sys.exit(main(argv if argv[:1] in (["refine"], ["convert"], ["plugins"], ["run"]) else ["run", *argv]))

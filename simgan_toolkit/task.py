@@ -126,6 +126,16 @@ class Task(ABC):
     def estimator_output_dim(self) -> int:
         """Number of outputs the estimator must produce (passed to its factory)."""
 
+    @property
+    def estimator_labels(self) -> dict[str, tuple[int, ...]] | None:
+        """Labels the estimator's loss, metrics and augmentation read: name -> per-image shape.
+
+        Labelled data from disk (``data.synthetic``, ``data.test``, ``data.target_train``) is
+        checked against this before anything is trained, e.g. ``{"gaze": (3,)}``. None (the
+        default) skips that check; a missing label is then reported when it is first read.
+        """
+        return None
+
     def estimator_options(self) -> dict[str, Any]:
         """Extra keyword arguments for the estimator factory (e.g. number of joints)."""
         return {}

@@ -72,6 +72,11 @@ class GazeTask(Task):
         }
 
     @property
+    def estimator_labels(self) -> dict[str, tuple[int, ...]]:
+        """The estimator regresses the 3D gaze vector."""
+        return {"gaze": (3,)}
+
+    @property
     def primary_metric(self) -> MetricSpec:
         return MetricSpec("angular_error_deg", lower_is_better=True, unit="deg")
 

@@ -1,4 +1,4 @@
-"""Datasets on disk: the toolkit's HDF5 layout and the interface of dataset-format loaders."""
+"""Datasets on disk: the toolkit HDF5 layout, the dataset-loader interface, checked reading and conversion."""
 
 from simgan_toolkit.data.hdf5 import (
     FORMAT,
@@ -10,5 +10,9 @@ from simgan_toolkit.data.hdf5 import (
     write_images_h5,
 )
 from simgan_toolkit.data.loader import DatasetLoader, Unit
+from simgan_toolkit.data.reading import SkipReport, convert_dataset, read_dataset, resolve_loader
 
-__all__ = ["DatasetLoader", "Unit", "FORMAT", "H5ImageWriter", "count_images_h5", "iter_images_h5", "read_attrs", "read_images_h5", "write_images_h5"]
+__all__ = [
+    "DatasetLoader", "Unit", "SkipReport", "convert_dataset", "read_dataset", "resolve_loader",
+    "FORMAT", "H5ImageWriter", "count_images_h5", "iter_images_h5", "read_attrs", "read_images_h5", "write_images_h5",
+]

@@ -41,6 +41,56 @@ def _attr_value(value: Any) -> Any:
     return json.dumps(value, default=str)
 
 
+def init_layout(f: h5py.File, image_shape: tuple[int, ...], label_shapes: dict[str, tuple[int, ...]], attrs: dict[str, Any]) -> None:
+    """Create the empty, growable datasets and the standard attributes in a new file ``f``.
+
+    Shared by :class:`H5ImageWriter` and the resumable converter
+    (:func:`simgan_toolkit.data.reading.convert_dataset`), so both write the same layout.
+    """
+    f.create_dataset(
+        "images", shape=(0, *image_shape), maxshape=(None, *image_shape), dtype="float32",
+        chunks=(_CHUNK_IMAGES, *image_shape), compression="lzf",
+    )
+    group = f.create_group("labels")
+    for name, shape in label_shapes.items():
+        group.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype="float32")
+    f.attrs["format"] = FORMAT
+    f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    from simgan_toolkit import __version__
+
+    f.attrs["toolkit_version"] = __version__
+    set_attrs(f, attrs)
+
+
+def set_attrs(f: h5py.File, attrs: dict[str, Any]) -> None:
+    """Store provenance attributes (non-scalar values as arrays or JSON)."""
+    for key, value in attrs.items():
+        f.attrs[key] = _attr_value(value)
+
+
+def append_rows(f: h5py.File, count: int, images: Tensor, labels: dict[str, Tensor], name: str | Path) -> int:
+    """Write (n, C, H, W) ``images`` and their (n, ...) ``labels`` at row ``count``; returns the new count.
+
+    The datasets are resized to exactly ``count + n`` rows, so rows past ``count`` left by an
+    interrupted earlier write are overwritten or cut off. ``name`` is the file errors name.
+    """
+    image_shape = tuple(f["images"].shape[1:])
+    label_names = set(f["labels"])
+    if tuple(images.shape[1:]) != image_shape:
+        raise DataError(f"{name}: images must be (n, {', '.join(map(str, image_shape))}), got {tuple(images.shape)}")
+    if set(labels) != label_names:
+        raise DataError(f"{name}: expected labels {sorted(label_names)}, got {sorted(labels)}")
+    end = count + images.shape[0]
+    ds = f["images"]
+    ds.resize(end, axis=0)
+    ds[count:end] = images.detach().float().cpu().numpy()
+    for label, value in labels.items():
+        lds = f["labels"][label]
+        lds.resize(end, axis=0)
+        lds[count:end] = value.detach().float().cpu().numpy()
+    return end
+
+
 class H5ImageWriter:
     """Streams batches into a new toolkit HDF5 file; the file appears only on :meth:`close`.
 
@@ -65,40 +115,13 @@ class H5ImageWriter:
     def __enter__(self) -> H5ImageWriter:
         tmp = self._ctx.__enter__()
         self._file = h5py.File(tmp, "w")
-        f = self._file
-        f.create_dataset(
-            "images", shape=(0, *self.image_shape), maxshape=(None, *self.image_shape), dtype="float32",
-            chunks=(_CHUNK_IMAGES, *self.image_shape), compression="lzf",
-        )
-        group = f.create_group("labels")
-        for name, shape in self.label_shapes.items():
-            group.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype="float32")
-        f.attrs["format"] = FORMAT
-        f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        from simgan_toolkit import __version__
-
-        f.attrs["toolkit_version"] = __version__
-        for key, value in self.attrs.items():
-            f.attrs[key] = _attr_value(value)
+        init_layout(self._file, self.image_shape, self.label_shapes, self.attrs)
         return self
 
     def append(self, images: Tensor, labels: dict[str, Tensor] | None = None) -> None:
         """Append (n, C, H, W) images and their (n, ...) labels."""
         assert self._file is not None, "use H5ImageWriter as a context manager"
-        labels = labels or {}
-        if tuple(images.shape[1:]) != self.image_shape:
-            raise DataError(f"{self.path}: images must be (n, {', '.join(map(str, self.image_shape))}), got {tuple(images.shape)}")
-        if set(labels) != set(self.label_shapes):
-            raise DataError(f"{self.path}: expected labels {sorted(self.label_shapes)}, got {sorted(labels)}")
-        n = images.shape[0]
-        start, self._count = self._count, self._count + n
-        ds = self._file["images"]
-        ds.resize(self._count, axis=0)
-        ds[start:] = images.detach().float().cpu().numpy()
-        for name, value in labels.items():
-            lds = self._file["labels"][name]
-            lds.resize(self._count, axis=0)
-            lds[start:] = value.detach().float().cpu().numpy()
+        self._count = append_rows(self._file, self._count, images, labels or {}, self.path)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         assert self._file is not None

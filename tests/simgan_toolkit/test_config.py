@@ -183,3 +183,42 @@ def test_config_file_that_is_not_a_table_is_config_error(tmp_path):
 def test_infinite_values_rejected(override):
     with pytest.raises(ConfigError, match=override.split("=")[0]):
         build_config("t", "default", {}, overrides=[override])
+
+
+# --- data sources on disk -----------------------------------------------------------------
+def test_data_sides_default_to_the_task_generators():
+    data = build_config("t", "default", {}).data
+    assert (data.synthetic, data.real, data.test, data.target_train) == (None, None, None, None)
+
+
+def test_data_source_from_toml_and_set(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "run.toml"
+    path.write_text(
+        '[data.real]\npath = "mpii"\nformat = "mpiigaze"\noptions = {split = "test"}\n'
+        '[data.test]\npath = "/data/test.h5"\n'
+    )
+    config = build_config("t", "default", {}, config_file=path, overrides=["data.synthetic=syn.h5", "data.real.skip_bad=true"])
+    real = config.data.real
+    assert (real.path, real.format, real.options, real.skip_bad) == (str(tmp_path / "mpii"), "mpiigaze", {"split": "test"}, True)
+    assert (config.data.test.path, config.data.test.format) == ("/data/test.h5", "auto")
+    assert config.data.synthetic.path == str(tmp_path / "syn.h5")  # a plain string is the path
+    # The saved config.json records absolute paths and reloads to the same config.
+    saved = config.model_dump(mode="json")
+    assert saved["data"]["real"] == {"path": str(tmp_path / "mpii"), "format": "mpiigaze", "options": {"split": "test"}, "skip_bad": True}
+    assert RunConfig.model_validate(json.loads(json.dumps(saved))) == config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        (["data.real.formt='x'"], "data.real.formt"),
+        (["data.test={format='auto'}"], "data.test.path"),
+        (["data.real.path=''"], "data.real.path"),
+        (["data.target_train=t.h5", "data.n_target_train=0"], "data.target_train is set but data.n_target_train = 0"),
+    ],
+)
+def test_bad_data_source_names_the_field(overrides, field):
+    with pytest.raises(ConfigError) as info:
+        build_config("t", "default", {}, overrides=overrides)
+    assert field in str(info.value)

@@ -1,0 +1,328 @@
+"""Reading and converting datasets through the loader interface, with the fake ``npz`` format.
+
+Expected tensors come from the fixture's own decoding of the bytes it wrote (uint8 / 127.5 - 1),
+so every comparison is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from simgan_toolkit.data import FORMAT, read_attrs, read_images_h5, write_images_h5
+from simgan_toolkit.data.reading import (
+    SkippedFilesWarning,
+    SkipReport,
+    ToolkitH5Loader,
+    convert_dataset,
+    read_dataset,
+    resolve_loader,
+)
+from simgan_toolkit.errors import ConfigError, DataError, PluginError
+from simgan_toolkit.task import LabelledImages
+
+COUNTS = [2, 3, 1]  # images per unit: 6 in all
+
+
+def _same(a: LabelledImages, b: LabelledImages) -> None:
+    assert a.images.shape == b.images.shape
+    assert torch.equal(a.images, b.images)
+    assert set(a.labels) == set(b.labels)
+    for k in a.labels:
+        assert torch.equal(a.labels[k], b.labels[k]), k
+
+
+def _quiet(**kw):
+    return {"progress": False, **kw}
+
+
+# --- resolve_loader ---------------------------------------------------------------------
+def test_auto_detects_the_one_matching_format(tmp_path, npz):
+    npz.write(tmp_path / "ds", COUNTS)
+
+    class Never(npz.Loader):
+        name = "never"
+
+        @classmethod
+        def detect(cls, root):
+            return False
+
+    loader = resolve_loader(npz.registry(npz.Loader, Never), "auto", tmp_path / "ds", {})
+    assert type(loader) is npz.Loader and loader.image_shape == (1, 12, 16)
+
+
+def test_auto_without_a_match_names_path_and_formats(tmp_path, npz):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError) as err:
+        resolve_loader(npz.registry(), "auto", tmp_path / "empty", {})
+    message = str(err.value)
+    assert str(tmp_path / "empty") in message and "registered: npz" in message and "--format" in message
+
+
+def test_auto_with_several_matches_names_them(tmp_path, npz):
+    npz.write(tmp_path / "ds", COUNTS)
+    with pytest.raises(DataError, match="several dataset formats: npz, npz_other"):
+        resolve_loader(npz.registry(npz.Loader, npz.Other), "auto", tmp_path / "ds", {})
+    # Naming the format settles it.
+    assert type(resolve_loader(npz.registry(npz.Loader, npz.Other), "npz_other", tmp_path / "ds", {})) is npz.Other
+
+
+def test_unknown_format_bad_option_missing_path(tmp_path, npz):
+    npz.write(tmp_path / "ds", COUNTS)
+    with pytest.raises(PluginError, match="unknown dataset 'npy'. Did you mean 'npz'"):
+        resolve_loader(npz.registry(), "npy", tmp_path / "ds", {})
+    with pytest.raises(ConfigError) as err:
+        resolve_loader(npz.registry(), "npz", tmp_path / "ds", {"colour": True})
+    assert "'npz'" in str(err.value) and "colour" in str(err.value) and "channels, height, width" in str(err.value)
+    with pytest.raises(DataError, match="does not exist"):
+        resolve_loader(npz.registry(), "auto", tmp_path / "nowhere", {})
+
+
+def test_options_reach_the_loader(tmp_path, npz):
+    npz.write(tmp_path / "ds", [1], shape=(3, 4, 5))
+    loader = resolve_loader(npz.registry(), "npz", tmp_path / "ds", {"channels": 3, "height": 4, "width": 5})
+    assert loader.image_shape == (3, 4, 5)
+    data, _ = read_dataset(loader, tmp_path / "ds", **_quiet())
+    assert data.images.shape == (1, 3, 4, 5)
+
+
+def test_toolkit_h5_is_detected_without_registering(tmp_path, npz):
+    data = LabelledImages(torch.linspace(-1, 1, 3 * 12 * 16).reshape(3, 1, 12, 16), {"y": torch.arange(6.0).reshape(3, 2)})
+    write_images_h5(tmp_path / "d.h5", data, {"kind": "real"})
+    loader = resolve_loader(npz.registry(), "auto", tmp_path / "d.h5", {})
+    assert isinstance(loader, ToolkitH5Loader) and loader.label_shapes == {"y": (2,)}
+    got, report = read_dataset(loader, tmp_path / "d.h5", **_quiet())
+    _same(got, data)
+    assert (report.read, report.images) == (1, 3)
+    # A file that is not a toolkit HDF5 file is not taken for one.
+    (tmp_path / "x.h5").write_bytes(b"junk")
+    with pytest.raises(DataError, match="not a toolkit HDF5 file"):
+        resolve_loader(npz.registry(), "toolkit-h5", tmp_path / "x.h5", {})
+
+
+# --- read_dataset -----------------------------------------------------------------------
+def test_read_all_units_in_order(tmp_path, npz):
+    expected = npz.write(tmp_path / "ds", COUNTS)
+    loader = npz.Loader()
+    data, report = read_dataset(loader, tmp_path / "ds", **_quiet())
+    _same(data, expected)
+    assert data.images.dtype == torch.float32 and data.images.shape == (6, 1, 12, 16)
+    assert (report.read, report.images, report.skipped) == (3, 6, [])
+    assert loader.reads == ["u00", "u01", "u02"]
+
+
+def test_limit_stops_reading_and_cuts_exactly(tmp_path, npz):
+    expected = npz.write(tmp_path / "ds", COUNTS)
+    loader = npz.Loader()
+    data, report = read_dataset(loader, tmp_path / "ds", limit=4, **_quiet())
+    _same(data, expected.subset(slice(0, 4)))
+    assert loader.reads == ["u00", "u01"]  # 2 + 3 >= 4: the third file is never opened
+    assert (report.read, report.images) == (2, 4)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_bad_file_raises_naming_it(tmp_path, npz, damage):
+    npz.write(tmp_path / "ds", COUNTS)
+    bad = tmp_path / "ds" / "u01.npz"
+    bad.write_bytes(b"this is not a zip file" if damage == "garbage" else bad.read_bytes()[:300])
+    with pytest.raises(DataError) as err:
+        read_dataset(npz.Loader(), tmp_path / "ds", **_quiet())
+    assert str(bad) in str(err.value) and "cannot read" in str(err.value)
+
+
+def test_skip_bad_counts_warns_and_keeps_the_rest(tmp_path, npz):
+    expected = npz.write(tmp_path / "ds", COUNTS)
+    bad = tmp_path / "ds" / "u01.npz"
+    bad.write_bytes(b"garbage")
+    with pytest.warns(SkippedFilesWarning, match=r"^skipped 1 of 3 files \(first: .*u01\.npz: cannot read"):
+        data, report = read_dataset(npz.Loader(), tmp_path / "ds", skip_bad=True, **_quiet())
+    _same(data, LabelledImages(torch.cat([expected.images[:2], expected.images[5:]]), {"y": torch.cat([expected.labels["y"][:2], expected.labels["y"][5:]])}))
+    assert report.read == 2 and report.images == 3
+    assert [p for p, _ in report.skipped] == [str(bad)]
+    assert report.summary().startswith("skipped 1 of 3 files")
+
+
+def test_no_warning_when_nothing_skipped(tmp_path, npz):
+    npz.write(tmp_path / "ds", COUNTS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_dataset(npz.Loader(), tmp_path / "ds", skip_bad=True, **_quiet())
+    assert SkipReport().summary() is None
+
+
+def test_every_file_bad_is_an_error_even_with_skip_bad(tmp_path, npz):
+    npz.write(tmp_path / "ds", [1, 1])
+    for p in (tmp_path / "ds").glob("*.npz"):
+        p.write_bytes(b"x")
+    with pytest.warns(SkippedFilesWarning), pytest.raises(DataError, match="none of its 2 files could be read"):
+        read_dataset(npz.Loader(), tmp_path / "ds", skip_bad=True, **_quiet())
+
+
+def test_no_files_and_no_images_are_errors(tmp_path, npz):
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / npz.marker).write_text("")
+    with pytest.raises(DataError, match="no files of format 'npz'"):
+        read_dataset(npz.Loader(), tmp_path / "ds", **_quiet())
+    npz.write(tmp_path / "ds", [0, 0])
+    with pytest.raises(DataError, match="its 2 files hold no images"):
+        read_dataset(npz.Loader(), tmp_path / "ds", **_quiet())
+
+
+@pytest.mark.parametrize(
+    ("images", "y", "message"),
+    [
+        (np.zeros((2, 1, 12, 15), np.uint8), None, r"images of shape \(2, 1, 12, 15\), expected \(n, 1, 12, 16\)"),
+        (np.zeros((2, 12, 16), np.uint8), None, r"images of shape \(2, 12, 16\)"),
+        (np.zeros((2, 1, 12, 16), np.uint8), np.zeros((2, 3), np.float32), r"label 'y' of per-image shape \(3,\), expected \(2,\)"),
+        (np.full((2, 1, 12, 16), 2.0, np.float32), None, r"pixel values in \[2, 2\], expected \[-1, 1\]"),
+        (np.full((2, 1, 12, 16), np.nan, np.float32), None, "non-finite"),
+    ],
+)
+def test_unit_that_breaks_the_declared_shapes(tmp_path, npz, images, y, message):
+    npz.write(tmp_path / "ds", [1])
+    bad = npz.unit(tmp_path / "ds", "u01", images, y)
+    with pytest.raises(DataError, match=message) as err:
+        read_dataset(npz.Loader(), tmp_path / "ds", **_quiet())
+    assert str(bad) in str(err.value)
+
+
+def test_loader_bug_keeps_its_traceback(tmp_path, npz):
+    npz.write(tmp_path / "ds", COUNTS)
+
+    class Buggy(npz.Loader):
+        def read_unit(self, unit):
+            return self.no_such_attribute
+
+    with pytest.raises(AttributeError):
+        read_dataset(Buggy(), tmp_path / "ds", skip_bad=True, **_quiet())
+
+
+# --- convert_dataset --------------------------------------------------------------------
+def _convert(loader, root, out, **kw):
+    return convert_dataset(loader, root, out, progress=False, say=lambda _: None, **kw)
+
+
+def test_convert_round_trip_and_attributes(tmp_path, npz):
+    expected = npz.write(tmp_path / "ds", COUNTS)
+    out = tmp_path / "out" / "d.h5"
+    report = _convert(npz.Loader(), tmp_path / "ds", out, attrs={"task": "gaze"}, options={"channels": 1})
+    _same(read_images_h5(out), expected)
+    assert (report.read, report.images, report.skipped) == (3, 6, [])
+    attrs = read_attrs(out)
+    assert attrs["format"] == FORMAT and attrs["kind"] == "real" and attrs["task"] == "gaze"
+    assert attrs["value_range"] == [-1.0, 1.0] and attrs["count"] == 6 and attrs["skipped_files"] == 0
+    assert attrs["source_format"] == "npz" and attrs["source_root"] == str(tmp_path / "ds")
+    assert json.loads(attrs["source_options"]) == {"channels": 1}
+    assert {"created", "toolkit_version"} <= set(attrs)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["d.h5"]  # no partial, no progress record
+    with h5py.File(out) as f:  # the same layout H5ImageWriter writes
+        assert f["images"].chunks == (256, 1, 12, 16) and f["images"].compression == "lzf"
+
+
+def test_convert_skip_bad_records_the_count(tmp_path, npz):
+    expected = npz.write(tmp_path / "ds", COUNTS)
+    (tmp_path / "ds" / "u00.npz").write_bytes(b"garbage")
+    with pytest.warns(SkippedFilesWarning, match="skipped 1 of 3 files"):
+        report = _convert(npz.Loader(), tmp_path / "ds", tmp_path / "d.h5", skip_bad=True)
+    _same(read_images_h5(tmp_path / "d.h5"), expected.subset(slice(2, 6)))
+    assert read_attrs(tmp_path / "d.h5")["skipped_files"] == 1 and len(report.skipped) == 1
+
+
+def test_convert_of_only_bad_files_leaves_nothing(tmp_path, npz):
+    npz.write(tmp_path / "ds", [1])
+    (tmp_path / "ds" / "u00.npz").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"none of its 1 files could be read; first: .*u00\.npz: cannot read"):
+        _convert(npz.Loader(), tmp_path / "ds", tmp_path / "d.h5", skip_bad=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+SEVEN = [2, 1, 3, 2, 1, 2, 2]  # 13 images in 7 units
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "error"])
+def test_interrupted_convert_resumes_after_the_last_finished_unit(tmp_path, npz, how):
+    expected = npz.write(tmp_path / "ds", SEVEN)
+    out = tmp_path / "d.h5"
+    first = npz.Loader()
+    if how == "ctrl-c":
+        first.interrupt_at = "u05"
+        with pytest.raises(KeyboardInterrupt):
+            _convert(first, tmp_path / "ds", out, batch_units=2)
+    else:
+        first.fail_at = "u05"
+        with pytest.raises(DataError, match=r"u05\.npz.*simulated failure.*5 of 7 files converted so far.*rerun"):
+            _convert(first, tmp_path / "ds", out, batch_units=2)
+    assert not out.exists()
+    record = json.loads((tmp_path / "d.h5.partial.json").read_text())
+    # Units u00-u03 were saved at batch ends, u04 when the error came: 2+1+3+2+1 images.
+    assert (record["done"], record["count"], record["read"]) == (5, 9, 5)
+    with h5py.File(tmp_path / "d.h5.partial") as f:
+        assert f["images"].shape[0] == 9
+
+    second = npz.Loader()
+    notes: list[str] = []
+    report = convert_dataset(second, tmp_path / "ds", out, batch_units=2, progress=False, say=notes.append)
+    assert second.reads == ["u05", "u06"]  # finished units are not read again
+    assert notes == [f"resuming {out}: 5 of 7 files already converted (9 images)"]
+    _same(read_images_h5(out), expected)
+    assert (report.read, report.images) == (7, 13)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", "ds"]
+
+
+def test_resume_cuts_rows_written_after_the_last_record(tmp_path, npz):
+    """A crash between appending rows and saving the record leaves extra rows: they are dropped,
+    even when the rest of the conversion appends nothing (here: the last file is skipped)."""
+    expected = npz.write(tmp_path / "ds", SEVEN)
+    loader = npz.Loader()
+    loader.interrupt_at = "u06"
+    with pytest.raises(KeyboardInterrupt):
+        _convert(loader, tmp_path / "ds", tmp_path / "d.h5", batch_units=2)
+    with h5py.File(tmp_path / "d.h5.partial", "r+") as f:  # 11 rows recorded; add 5 rows of junk
+        for ds in [f["images"], f["labels"]["y"]]:
+            ds.resize(16, axis=0)
+            ds[11:] = 7.0
+    (tmp_path / "ds" / "u06.npz").write_bytes(b"junk")
+    with pytest.warns(SkippedFilesWarning, match="skipped 1 of 7 files"):
+        _convert(npz.Loader(), tmp_path / "ds", tmp_path / "d.h5", batch_units=2, skip_bad=True)
+    _same(read_images_h5(tmp_path / "d.h5"), expected.subset(slice(0, 11)))
+
+
+def test_resume_with_other_input_refuses_unless_restarted(tmp_path, npz):
+    npz.write(tmp_path / "a", SEVEN, seed=1)
+    expected_b = npz.write(tmp_path / "b", SEVEN, seed=2)
+    loader = npz.Loader()
+    loader.interrupt_at = "u03"
+    with pytest.raises(KeyboardInterrupt):
+        _convert(loader, tmp_path / "a", tmp_path / "d.h5")
+    with pytest.raises(DataError) as err:
+        _convert(npz.Loader(), tmp_path / "b", tmp_path / "d.h5")
+    assert "other input" in str(err.value) and str(tmp_path / "a") in str(err.value) and "--restart" in str(err.value)
+    with pytest.raises(DataError, match="source_options"):
+        _convert(npz.Loader(), tmp_path / "a", tmp_path / "d.h5", options={"channels": 1})
+    _convert(npz.Loader(), tmp_path / "b", tmp_path / "d.h5", resume=False)
+    _same(read_images_h5(tmp_path / "d.h5"), expected_b)
+
+
+def test_resume_after_the_files_changed_refuses(tmp_path, npz):
+    npz.write(tmp_path / "ds", SEVEN)
+    loader = npz.Loader()
+    loader.interrupt_at = "u03"
+    with pytest.raises(KeyboardInterrupt):
+        _convert(loader, tmp_path / "ds", tmp_path / "d.h5")
+    (tmp_path / "ds" / "u01.npz").unlink()
+    with pytest.raises(DataError, match="changed since the interrupted conversion"):
+        _convert(npz.Loader(), tmp_path / "ds", tmp_path / "d.h5")
+
+
+def test_stale_partial_without_record_starts_over(tmp_path, npz):
+    expected = npz.write(tmp_path / "ds", COUNTS)
+    (tmp_path / "d.h5.partial").write_bytes(b"left over")
+    notes: list[str] = []
+    convert_dataset(npz.Loader(), tmp_path / "ds", tmp_path / "d.h5", progress=False, say=notes.append)
+    _same(read_images_h5(tmp_path / "d.h5"), expected)
+    assert len(notes) == 1 and "removing an incomplete conversion" in notes[0]
