@@ -1,8 +1,8 @@
 """Entry-point module of the gaze plugin: registers the ``gaze`` and ``gaze_rgb`` tasks and the
 gaze dataset formats (``unityeyes``, ``mpiigaze``, ``kaggle_gaze``, ``kaggle_real_gaze``).
 
-Registers factories only; torch-heavy modules are imported when a task is built, and the loader
-modules (which need torch for the loader interface) only when the registry is built.
+Registers factories and "module:Class" paths only; torch-heavy modules are imported when a task
+is built or a dataset format is used.
 """
 
 from __future__ import annotations
@@ -26,10 +26,8 @@ def simgan_register_tasks(register: Register) -> None:
 
 @hookimpl
 def simgan_register_datasets(register: Register) -> None:
-    # Imported here, not at module level: importing this entry-point module stays cheap.
-    from simgan_gaze.datasets import KaggleGazeLoader, KaggleRealGazeLoader, MPIIGazeLoader, UnityEyesLoader
-
-    register.dataset("unityeyes", UnityEyesLoader, description="UnityEyes imgs/N.jpg + N.json -> 35x55 eye crops, gaze + landmarks")
-    register.dataset("mpiigaze", MPIIGazeLoader, description="MPIIGaze Data/Normalized/pXX/dayYY.mat -> 35x55 eyes, gaze + head pose")
-    register.dataset("kaggle_gaze", KaggleGazeLoader, description="Kaggle eye-gaze gaze.h5 (35x55 synthetic eyes + look_vec)")
-    register.dataset("kaggle_real_gaze", KaggleRealGazeLoader, description="Kaggle eye-gaze real_gaze.h5 (35x55 real eyes, unlabelled)")
+    # "module:Class" paths: the loaders (torch, kornia, scipy) are imported only when used.
+    register.dataset("unityeyes", "simgan_gaze.datasets.unityeyes:UnityEyesLoader", description="UnityEyes imgs/N.jpg + N.json -> 35x55 eye crops, gaze + landmarks")
+    register.dataset("mpiigaze", "simgan_gaze.datasets.mpiigaze:MPIIGazeLoader", description="MPIIGaze Data/Normalized/pXX/dayYY.mat -> 35x55 eyes, gaze + head pose")
+    register.dataset("kaggle_gaze", "simgan_gaze.datasets.kaggle_h5:KaggleGazeLoader", description="Kaggle eye-gaze gaze.h5 (35x55 synthetic eyes + look_vec)")
+    register.dataset("kaggle_real_gaze", "simgan_gaze.datasets.kaggle_h5:KaggleRealGazeLoader", description="Kaggle eye-gaze real_gaze.h5 (35x55 real eyes, unlabelled)")

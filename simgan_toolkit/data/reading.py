@@ -37,6 +37,7 @@ from simgan_toolkit.data.hdf5 import FORMAT, _open, append_rows, init_layout, se
 from simgan_toolkit.data.loader import DatasetLoader, Unit
 from simgan_toolkit.errors import ConfigError, DataError, PluginError
 from simgan_toolkit.io import atomic_write_json
+from simgan_toolkit.plugin.lazy import resolve
 from simgan_toolkit.plugin.registry import Registry
 from simgan_toolkit.task import LabelledImages
 
@@ -192,7 +193,7 @@ def resolve_loader(registry: Registry, fmt: str, root: str | Path, options: dict
         return ToolkitH5Loader(root)
     if fmt == "auto":
         entries = registry.entries("dataset")
-        matches = [e for e in entries if _detects(e.name, e.factory, root)]
+        matches = [e for e in entries if _detects(e.name, resolve(e.factory), root)]
         if len(matches) != 1:
             known = ", ".join(e.name for e in entries) or "none"
             if matches:
@@ -203,7 +204,7 @@ def resolve_loader(registry: Registry, fmt: str, root: str | Path, options: dict
         entry = matches[0]
     else:
         entry = registry.get("dataset", fmt)
-    return _build_loader(entry.name, entry.factory, options)
+    return _build_loader(entry.name, resolve(entry.factory), options)
 
 
 # --------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simgan_toolkit.errors import PluginError
+from simgan_toolkit.plugin.lazy import LazyRef
 
 #: The kinds of component a plugin can register, in display order.
 KINDS: tuple[str, ...] = (
@@ -108,7 +109,7 @@ class Register:
         self.plugin = plugin
 
     def _add(self, kind: str, name: str, factory: Callable[..., Any], description: str, **extra: Any) -> None:
-        if not callable(factory):
+        if not callable(factory) and not isinstance(factory, LazyRef):
             raise PluginError(f"plugin {self.plugin!r}: factory for {kind} {name!r} is not callable")
         self._registry.add(Entry(kind, name, factory, self.plugin, description, **extra))
 
@@ -144,6 +145,9 @@ class Register:
         """Register a downstream estimator."""
         self._add("estimator", name, factory, description)
 
-    def dataset(self, name: str, loader_class: Callable[..., Any], *, description: str = "") -> None:
-        """Register a dataset format: a :class:`simgan_toolkit.data.loader.DatasetLoader` subclass."""
-        self._add("dataset", name, loader_class, description)
+    def dataset(self, name: str, loader_class: type | str, *, description: str = "") -> None:
+        """Register a dataset format: a :class:`simgan_toolkit.data.loader.DatasetLoader` subclass,
+        or a ``"package.module:ClassName"`` string imported only when the format is used (keeps
+        building the registry cheap; see :mod:`simgan_toolkit.plugin.lazy`)."""
+        factory = LazyRef(loader_class, self.plugin) if isinstance(loader_class, str) else loader_class
+        self._add("dataset", name, factory, description)

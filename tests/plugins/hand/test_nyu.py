@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from simgan_hand.nyu import NYUHandLoader
+from simgan_toolkit.plugin.lazy import resolve
 from simgan_hand.nyu_files import (
     NYU_EVAL_FILE_INDICES,
     NYU_JOINT_NAMES,
@@ -213,7 +214,7 @@ def test_options_are_checked() -> None:
 
 
 def test_registered(registry) -> None:
-    assert registry.get("dataset", "nyu_hand").factory is NYUHandLoader
+    assert resolve(registry.get("dataset", "nyu_hand").factory) is NYUHandLoader
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from simgan_toolkit.data.loader import DatasetLoader
+from simgan_toolkit.plugin.lazy import resolve
 
 FORMATS = ("unityeyes", "mpiigaze", "kaggle_gaze", "kaggle_real_gaze")
 
@@ -32,7 +33,7 @@ def test_formats_are_registered(registry):
     for name in FORMATS:
         entry = registry.get("dataset", name)
         assert entry.plugin and entry.description
-        assert issubclass(entry.factory, DatasetLoader) and entry.factory.name == name
+        assert issubclass(resolve(entry.factory), DatasetLoader) and entry.factory.name == name
 
 
 @pytest.mark.parametrize("name", FORMATS)
