@@ -156,6 +156,31 @@ def build_feature_transform(config: RunConfig, registry: Registry, synthetic_est
     )
 
 
+def build_simgan(
+    config: RunConfig, registry: Registry, task: Task, device: torch.device, synthetic_estimator: nn.Module | None = None,
+) -> tuple[nn.Module, nn.Module, FeatureTransform, str, SimGANLoss]:
+    """Refiner, discriminator, psi and loss of ``config``, on ``device``; weights seeded by ``config.seed``.
+
+    Returns ``(refiner, discriminator, psi, loss_name, loss)``. ``synthetic_estimator`` backs
+    ``feature.name = "learned"`` when no checkpoint is given.
+    """
+    spec = task.image_spec
+    torch.manual_seed(config.seed)
+    refiner = registry.create("refiner", config.refiner.name, in_channels=spec.channels, **config.refiner.factory_options())
+    refiner = _to_device(refiner, device, config.channels_last)
+    # With crop training the discriminator only ever sees crops: a global one is sized for them.
+    d_height = config.train.crop_size or spec.height
+    d_width = config.train.crop_size or spec.width
+    discriminator = registry.create(
+        "discriminator", config.discriminator.name, in_channels=spec.channels, image_height=d_height, image_width=d_width,
+        **config.discriminator.factory_options(),
+    )
+    discriminator = _to_device(discriminator, device, config.channels_last)
+    psi = _to_device(build_feature_transform(config, registry, synthetic_estimator), device, config.channels_last)
+    loss_name, loss = select_loss(registry, config.train.loss, device)
+    return refiner, discriminator, psi, loss_name, loss
+
+
 def _check_same_config(saved_path: Path, config: RunConfig) -> None:
     """A resumed run must use the saved run's settings (the device may change)."""
     saved = json.loads(saved_path.read_text(encoding="utf-8"))
@@ -254,19 +279,7 @@ def run_pipeline(
     train_on = config.estimator.train_on
     synthetic_estimator = stages.run("estimator:synthetic", lambda: estimator("synthetic", synthetic)) if "synthetic" in train_on else None
 
-    torch.manual_seed(config.seed)
-    refiner = registry.create("refiner", config.refiner.name, in_channels=spec.channels, **config.refiner.factory_options())
-    refiner = _to_device(refiner, device, config.channels_last)
-    # With crop training the discriminator only ever sees crops: a global one is sized for them.
-    d_height = config.train.crop_size or spec.height
-    d_width = config.train.crop_size or spec.width
-    discriminator = registry.create(
-        "discriminator", config.discriminator.name, in_channels=spec.channels, image_height=d_height, image_width=d_width,
-        **config.discriminator.factory_options(),
-    )
-    discriminator = _to_device(discriminator, device, config.channels_last)
-    psi = _to_device(build_feature_transform(config, registry, synthetic_estimator), device, config.channels_last)
-    loss_name, loss = select_loss(registry, config.train.loss, device)
+    refiner, discriminator, psi, loss_name, loss = build_simgan(config, registry, task, device, synthetic_estimator)
     trainer = SimGANTrainer(
         config, spec, refiner, discriminator, psi, loss, synthetic.images, real, device, out,
         refiner_spec={"name": config.refiner.name, "options": {"in_channels": spec.channels, **config.refiner.factory_options()}},

@@ -7,6 +7,7 @@ schedule and number of steps, so the rows of a results table differ only in thei
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,14 @@ def train_estimator(
     *,
     progress: bool = True,
     desc: str = "estimator",
+    image_transform: Callable[[Tensor, torch.Generator], Tensor] | None = None,
 ) -> dict[str, float]:
     """Train ``model`` in place on ``train`` (already on the model's device) for ``cfg.steps``.
 
     Adam with cosine learning-rate decay; batches drawn with replacement from a generator seeded
-    by ``seed``; the task's ``augment`` is applied to every batch.
+    by ``seed``; the task's ``augment`` is applied to every batch, then ``image_transform``
+    (N, C, H, W) -> (N, C, H, W) if given: a label-free image change such as the Gaussian-noise
+    or photometric baselines of the benchmark suite.
 
     Returns:
         ``{"final_loss": ..., "seconds": ...}``.
@@ -61,6 +65,8 @@ def train_estimator(
         idx = torch.randint(len(train), (cfg.batch_size,), generator=generator).to(device)
         batch = train.subset(idx)
         images, labels = task.augment(batch.images, batch.labels, aug_generator)
+        if image_transform is not None:
+            images = image_transform(images, aug_generator)
         loss = task.estimator_loss(model(images), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -79,6 +79,28 @@ def test_training_is_seeded():
     assert torch.equal(models[0].fc.weight, models[1].fc.weight)
 
 
+def test_image_transform_sees_every_training_batch():
+    """A label-free transform that shifts every image by +0.5 teaches a model to subtract
+    0.5, so on clean images it reads low (towards -0.5); without the transform it is unbiased."""
+    task = MeanTask()
+    data, test = task.synthetic(512, 0, "cpu"), task.synthetic(128, 1, "cpu")
+    seen = []
+
+    def shift(images, generator):
+        seen.append(images.shape[0])
+        return images + 0.5
+
+    cfg = EstimatorConfig(steps=300, batch_size=32, lr=1e-2)
+    biases = []
+    for transform in (shift, None):
+        torch.manual_seed(0)
+        model = Linear()
+        train_estimator(task, model, data, cfg, seed=0, progress=False, image_transform=transform)
+        biases.append(float((predict(model, test.images) - test.labels["mean"]).mean()))
+    assert seen == [32] * 300
+    assert biases[0] < -0.25 and abs(biases[1]) < 0.05
+
+
 def test_divergence_is_reported():
     task = MeanTask()
     data = task.synthetic(64, 0, "cpu")
