@@ -1,0 +1,64 @@
+"""SimGAN ablations: one change to the suite's config per row, scored like the sim-to-real rows.
+
+Groups (:data:`GROUPS`): ``history`` (no history buffer), ``discriminator`` (global instead of
+local), ``feature`` (every other registered psi), ``lam`` (the suite's lambda sweep), ``k_g``
+(the suite's K_g values). The suite's own config is the reference row ("SimGAN, as configured"),
+reused from the sim-to-real table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.context import BenchContext
+from benchmarks.refining import RefinerRun, train_refiner
+from benchmarks.scoring import score_row
+from benchmarks.sim2real import add_gap_closed
+
+GROUPS = ("history", "discriminator", "feature", "lam", "k_g")
+FEATURES = ("identity", "channel_mean", "gradients", "learned")
+
+
+def variants(ctx: BenchContext) -> list[tuple[str, str, list[str]]]:
+    """``(group, row name, overrides)`` of every ablation the suite asks for."""
+    cfg, out = ctx.config, []
+    unknown = set(ctx.suite.ablations) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"unknown ablation groups {sorted(unknown)}; known: {GROUPS}")
+    if "history" in ctx.suite.ablations and cfg.train.history:
+        out.append(("history", "no history buffer", ["train.history=false"]))
+    if "discriminator" in ctx.suite.ablations:
+        other = "global" if cfg.discriminator.name == "local" else "local"
+        out.append(("discriminator", f"{other} discriminator", [f"discriminator.name='{other}'"]))
+    if "feature" in ctx.suite.ablations:
+        out += [("feature", f"psi = {f}", [f"feature.name='{f}'"]) for f in FEATURES if f != cfg.feature.name]
+    if "lam" in ctx.suite.ablations:
+        out += [("lam", f"lambda = {v:g}", [f"train.lam={v}"]) for v in ctx.suite.lam_sweep if v != cfg.train.lam]
+    if "k_g" in ctx.suite.ablations:
+        out += [("k_g", f"K_g = {v}", [f"train.k_g={v}"]) for v in ctx.suite.k_g_values if v != cfg.train.k_g]
+    return out
+
+
+def run_ablations(ctx: BenchContext, sim2real: dict[str, Any], artefacts: dict[str, Any]) -> tuple[dict[str, Any], list[RefinerRun]]:
+    """Score every ablation row; the first row is the suite's own SimGAN (from ``sim2real``).
+
+    Returns ``(rows, runs)``; ``runs`` are the seed-0 refiner runs of each ablation (for the
+    realism part).
+    """
+    cfg = ctx.config
+    reference = f"SimGAN, as configured (local D, psi = {cfg.feature.name}, lambda = {cfg.train.lam:g}, K_g = {cfg.train.k_g})"
+    rows: dict[str, dict[str, Any]] = {reference: {**sim2real["refined (SimGAN)"], "group": "reference"}}
+    runs: list[RefinerRun] = []
+    ctx.say(f"[{cfg.task}] ablations")
+    for group, name, overrides in variants(ctx):
+        group_runs = [
+            train_refiner(ctx, name, overrides, k, synthetic_estimator=artefacts["synthetic_models"][0])
+            for k in range(ctx.suite.simgan_seeds)
+        ]
+        sets = [ctx.base_synthetic().with_images(r.refined) for r in group_runs]
+        rows[name] = {**score_row(ctx, sets), "n_train": ctx.n_base, "group": group, "overrides": overrides, "refiners": [r.summary() for r in group_runs]}
+        runs.append(group_runs[0])
+        metric = ctx.task.primary_metric.name
+        ctx.say(f"  {name}: {metric} {rows[name]['mean'][metric]:.3f} +- {rows[name]['std'][metric]:.3f}")
+    add_gap_closed(ctx, rows, reference=sim2real)
+    return rows, runs

@@ -1,0 +1,116 @@
+"""Running a suite: every part for every task, then the reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from simgan_toolkit.config import ConfigError
+from simgan_toolkit.pipeline import environment_info
+from simgan_toolkit.plugin import Registry
+
+from benchmarks.ablations import run_ablations
+from benchmarks.baselines import gaussian_noise, kornia_photometric
+from benchmarks.context import BenchContext, make_context
+from benchmarks.realism import kid, pooled_features, visual_turing_test
+from benchmarks.report import plot_curves, plot_rows, write_json, write_markdown
+from benchmarks.sim2real import run_sim2real
+from benchmarks.speed import measure_speed
+from benchmarks.suites import Suite
+
+PARTS = ("sim2real", "ablations", "realism", "speed")
+
+
+def run_realism(ctx: BenchContext, artefacts: dict[str, Any], ablation_runs: list[Any]) -> tuple[dict[str, Any], str]:
+    """KID and visual Turing test of each image set against the held-out target test images.
+
+    The extractor is the oracle estimator of the first seed (trained on labelled target
+    images); a second target sample is the calibration row (KID ~ 0, accuracy ~ 50 %).
+    """
+    reference = ctx.test.images
+    base = ctx.base_synthetic().images
+    g = torch.Generator(device=ctx.device).manual_seed(ctx.config.seed + 7)
+    torch.manual_seed(ctx.config.seed + 7)
+    spec = ctx.task.image_spec
+    sets: dict[str, tuple[torch.Tensor, dict[str, float]]] = {
+        "labelled-target sample (calibration)": (ctx.target.images, {}),
+        "synthetic": (base, {}),
+        f"synthetic + Gaussian noise (sigma {artefacts['sigma']})": (gaussian_noise(artefacts["sigma"], spec)(base, g), {}),
+        "synthetic + kornia photometric": (kornia_photometric(spec)(base, g), {}),
+    }
+    for run in [*artefacts["runs"][:1], *ablation_runs]:
+        name = run.variant if run.variant.startswith("refined") else f"refined, {run.variant}"
+        sets[name] = (run.refined[: ctx.n_base], run.preservation)
+    extractor = artefacts["oracle_models"][0]
+    extractor_name = f"{ctx.config.estimator.name} trained on labelled target images (seed {ctx.config.seed}), spatially pooled features()"
+    real_features = pooled_features(extractor, reference)
+    rows = {}
+    for name, (images, preservation) in sets.items():
+        mean, std = kid(real_features, pooled_features(extractor, images), seed=ctx.config.seed)
+        accuracy = visual_turing_test(reference, images, spec, steps=ctx.suite.turing_steps, seed=ctx.config.seed)
+        rows[name] = {"kid": mean, "kid_std": std, "turing_accuracy": accuracy, "label_preservation": preservation}
+        ctx.say(f"  {name}: KID {mean:.2f}, real-vs-these accuracy {accuracy:.1f} %")
+    return rows, extractor_name
+
+
+def run_task(task_name: str, suite: Suite, registry: Registry, device: torch.device, out: Path, parts: tuple[str, ...],
+             say: Callable[[str], None], extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every requested part for one task; returns its JSON-ready results."""
+    start = time.perf_counter()
+    ctx = make_context(task_name, suite, registry, device, out, extra_overrides=extra, say=say)
+    primary = ctx.task.primary_metric
+    result: dict[str, Any] = {
+        "primary_metric": primary.name, "lower_is_better": primary.lower_is_better,
+        "config": ctx.config.model_dump(mode="json"), "overrides": [*suite.overrides.get(task_name, []), *extra],
+        "seeds": [ctx.config.seed + s for s in range(suite.seeds)],
+    }
+    sim2real, artefacts = run_sim2real(ctx)
+    result["sim2real"] = sim2real
+    ablation_runs: list[Any] = []
+    if "ablations" in parts and suite.ablations:
+        result["ablations"], ablation_runs = run_ablations(ctx, sim2real, artefacts)
+    if "realism" in parts and suite.realism:
+        say(f"[{task_name}] realism")
+        result["realism"], result["kid_extractor"] = run_realism(ctx, artefacts, ablation_runs)
+    figures = [plot_rows(task_name, {k: result[k] for k in ("sim2real", "ablations") if k in result},
+                         primary.name, primary.lower_is_better, out / f"{task_name}_rows.png")]
+    curve = plot_curves(task_name, sim2real, out / f"{task_name}_curves.png")
+    result["figures"] = [f.name for f in [*figures, curve] if f is not None]
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def run_suite(
+    suite: Suite, tasks: list[str], registry: Registry, device: torch.device, out: Path, *,
+    parts: tuple[str, ...] = PARTS, command: str = "", say: Callable[[str], None] = print, extra: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Run ``parts`` of ``suite`` for ``tasks`` into ``out``; writes results.json/.md and plots."""
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ConfigError(f"unknown benchmark parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    if (out / "results.json").exists():
+        raise ConfigError(f"{str(out)!r} already holds benchmark results; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    results: dict[str, Any] = {"suite": suite.name, "command": command, "parts": list(parts),
+                               "environment": environment_info(device), "tasks": {}}
+    if parts != ("speed",):
+        for task in tasks:
+            results["tasks"][task] = run_task(task, suite, registry, device, out, parts, say, extra)
+            write_json(results, out / "results.partial.json")  # a crash keeps the finished tasks
+    if "speed" in parts:
+        say("[speed]")
+        results["speed"] = [
+            measure_speed(task, registry.create("task", task), profile, registry, device, suite.speed_iterations)
+            for task in tasks for profile in suite.speed_profiles
+        ]
+    results["wall_seconds"] = round(time.perf_counter() - start, 1)
+    write_json(results, out / "results.json")
+    write_markdown(results, out / "results.md")
+    (out / "results.partial.json").unlink(missing_ok=True)
+    say(f"wrote {out / 'results.json'}, {out / 'results.md'} and plots ({results['wall_seconds']:.0f} s)")
+    return results

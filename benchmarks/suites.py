@@ -1,0 +1,116 @@
+"""Named benchmark suites: how much data, how many seeds and which rows each one runs.
+
+``tiny`` exists so a test can run the whole suite end to end in seconds (the numbers mean
+nothing); ``quick`` fits every task on a 2-core CPU in about 20 minutes; ``full`` uses the
+paper profiles and is meant for a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from simgan_toolkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Suite:
+    """What one suite runs.
+
+    Attributes:
+        name: the suite's name.
+        profile: the task profile every config starts from.
+        overrides: per task, ``--set`` style overrides applied on top of the profile.
+        seeds: estimator seeds per row (mean +- std over these).
+        simgan_seeds: refiners trained for the "refined" rows (each with its own seed); the
+            estimator seeds cycle over them.
+        noise_sigmas: candidates for the Gaussian-noise baseline, chosen on the validation split.
+        multipliers: the "more data" rows (k x synthetic vs k x refined); empty to skip.
+        n_val: labelled target images of the validation split (sigma selection only).
+        ablations: which ablation groups to run (see :data:`benchmarks.ablations.GROUPS`).
+        lam_sweep: lambda values of the lambda sweep (the profile's own is added).
+        k_g_values: K_g values of the K_g ablation (the profile's own is added).
+        realism: run KID and the visual Turing test.
+        turing_steps: training steps of the real-vs-X classifier.
+        speed_profiles: profiles whose throughput is measured.
+        speed_iterations: timed iterations per measurement (after one warm-up).
+    """
+
+    name: str
+    profile: str
+    overrides: dict[str, list[str]] = field(default_factory=dict)
+    seeds: int = 3
+    simgan_seeds: int = 1
+    noise_sigmas: tuple[float, ...] = (0.02, 0.05, 0.1)
+    multipliers: tuple[int, ...] = (3, 4)
+    n_val: int = 400
+    ablations: tuple[str, ...] = ("history", "discriminator", "feature", "lam", "k_g")
+    lam_sweep: tuple[float, ...] = (0.1, 2.0)
+    k_g_values: tuple[int, ...] = (1, 2)
+    realism: bool = True
+    turing_steps: int = 300
+    speed_profiles: tuple[str, ...] = ("default",)
+    speed_iterations: int = 5
+
+
+SUITES: dict[str, Suite] = {
+    "tiny": Suite(
+        name="tiny",
+        profile="smoke",
+        overrides={},
+        seeds=2,
+        noise_sigmas=(0.05, 0.1),
+        multipliers=(2,),
+        n_val=8,
+        ablations=("history", "discriminator", "feature", "lam", "k_g"),
+        lam_sweep=(2.0,),
+        k_g_values=(2,),
+        turing_steps=5,
+        speed_profiles=("smoke",),
+        speed_iterations=1,
+    ),
+    "quick": Suite(
+        name="quick",
+        profile="default",
+        overrides={
+            # Smaller than the default run: 3 seeds x 7 rows x 2 tasks plus ablations must fit
+            # about 20 minutes of a 2-core CPU.
+            "gaze": ["data.n_synthetic=2000", "data.n_real=2000", "data.n_test=1000", "data.n_target_train=2000",
+                     "train.steps=300", "estimator.steps=150"],
+            "hand_depth": ["data.n_synthetic=400", "data.n_real=400", "data.n_test=200", "data.n_target_train=400",
+                           "train.steps=150", "train.discriminator_pretrain_steps=100",
+                           "estimator.steps=120", "estimator.batch_size=16"],
+        },
+        seeds=3,
+        noise_sigmas=(0.02, 0.05, 0.1),
+        multipliers=(3,),
+        n_val=200,
+        ablations=("history", "discriminator", "feature", "lam", "k_g"),
+        lam_sweep=(0.1, 2.0),
+        k_g_values=(2,),
+        turing_steps=150,
+        speed_profiles=("default",),
+        speed_iterations=3,
+    ),
+    "full": Suite(
+        name="full",
+        profile="paper",
+        seeds=3,
+        simgan_seeds=3,
+        noise_sigmas=(0.01, 0.02, 0.05, 0.1, 0.2),
+        multipliers=(3, 4),
+        n_val=2000,
+        lam_sweep=(0.1, 0.25, 1.0, 2.0),
+        k_g_values=(1, 2, 4),
+        turing_steps=2000,
+        speed_profiles=("default", "paper"),
+        speed_iterations=10,
+    ),
+}
+
+
+def get_suite(name: str) -> Suite:
+    """The suite ``name``; an unknown name is a ConfigError listing the suites."""
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise ConfigError(f"unknown benchmark suite {name!r}; choose one of {', '.join(SUITES)}") from None
