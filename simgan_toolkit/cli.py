@@ -131,6 +131,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         loader, args.source, args.output, skip_bad=args.skip_bad, progress=not args.no_progress,
         resume=not args.restart, attrs={"kind": args.kind}, options=options,
     )
+    if getattr(report, "already_converted", False):
+        return 0  # convert_dataset has said so; nothing was read
     skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
     print(f"converted {report.images} images from {report.read} files ({loader.name}{skipped}) -> {args.output}")
     return 0

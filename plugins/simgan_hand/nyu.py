@@ -8,8 +8,9 @@ Crops
 -----
 Every frame is cropped with :func:`simgan_hand.render.crop_params`, the simulator's own crop: a
 ``cube_mm`` cube (300 mm; 250 mm is used for test subject 2 in some protocols) centred on the
-annotated palm centre PALM_3, whose front face is resampled to ``size x size`` (224) crop pixels
-with the centre's projection on crop pixel ``(size - 1) / 2 = 111.5``. The 640x480 depth frame is
+annotated palm centre PALM_3 (found by name in ``joint_names``, like the 14 evaluation joints),
+whose front face is resampled to ``size x size`` (224) crop pixels with the centre's projection
+on crop pixel ``(size - 1) / 2 = 111.5``. The 640x480 depth frame is
 point-sampled at the crop pixel centres (nearest Kinect pixel; the simulator casts one ray per
 crop pixel centre), so real and simulated crops have identical geometry. Depth is normalised
 like the simulator's, ``(z - zc) / (cube_mm / 2)`` clipped to [-1, 1]; no reading (0 mm), beyond
@@ -59,7 +60,6 @@ from simgan_hand.nyu_files import (
     JOINT_FILE,
     KINDS,
     KINECTS,
-    PALM_3,
     JointData,
     frame_path,
     has_frames,
@@ -251,6 +251,8 @@ class NYUHandLoader(DatasetLoader):
         if not 0 <= index < data.frames:
             raise DataError(f"{data.path}: frame {index + 1} asked for, the file has {data.frames}")
         xyz = torch.from_numpy(data.xyz[index])  # (36, 3) float64, y down
+        if not bool(torch.isfinite(xyz).all()):
+            raise DataError(f"{data.path}: frame {index + 1}: joint_xyz holds non-finite values (NaN or inf)")
         frame = torch.from_numpy(read_depth_png(unit.path))
         synth = None
         if self.mask == "synthdepth":
@@ -258,7 +260,7 @@ class NYUHandLoader(DatasetLoader):
                 read_depth_png(frame_path(Path(folder), "synthdepth", self.kinect, index + 1))
             )
         # Geometry in float64: sub-pixel label accuracy at any crop size; outputs are float32.
-        crop = self._crop(xyz[PALM_3].view(1, 3), data, index)
+        crop = self._crop(xyz[data.palm_index].view(1, 3), data, index)  # PALM_3, found by name
         depth = self._sample(frame, synth, crop)
         if self.centre == "com":
             com = depth_centre_of_mass(depth, crop)
@@ -273,6 +275,9 @@ class NYUHandLoader(DatasetLoader):
             "centre_mm": crop.centre_mm.float(),
         }
         return LabelledImages(crop.depth_to_image(depth).float(), labels)
+
+    def unit_size(self, unit: Unit) -> int:
+        return 1
 
     # --- helpers ----------------------------------------------------------------------------
     def split_folder(self, root: Path) -> Path:

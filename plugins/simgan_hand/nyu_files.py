@@ -37,7 +37,8 @@ NYU_JOINT_NAMES: tuple[str, ...] = tuple(
 ) + tuple(f"PALM_{i}" for i in range(1, 7))
 #: The 14 evaluation joints (DeepPrior++'s ``restrictedJointsEval``) as indices into the 36.
 NYU_EVAL_FILE_INDICES: tuple[int, ...] = (0, 3, 6, 9, 12, 15, 18, 21, 24, 25, 27, 30, 31, 32)
-#: PALM_3, the palm centre every crop is centred on.
+#: PALM_3, the palm centre every crop is centred on: its index in the *standard* order. A file's
+#: own ``joint_names`` decide its index there (:attr:`JointData.palm_index`).
 PALM_3 = NYU_JOINT_NAMES.index("PALM_3")
 
 
@@ -129,6 +130,7 @@ class JointData:
         names: the 36 joint names of the file.
         eval_indices: file indices of the 14 evaluation joints in
             :data:`simgan_hand.skeleton.NYU_EVAL_NAMES` order, found by name.
+        palm_index: file index of PALM_3 (the crop centre), found by name.
     """
 
     path: Path
@@ -136,6 +138,7 @@ class JointData:
     xyz: np.ndarray
     names: tuple[str, ...]
     eval_indices: tuple[int, ...]
+    palm_index: int
 
     @property
     def frames(self) -> int:
@@ -168,8 +171,9 @@ def load_joint_data(path: Path, kinect: int = 1) -> JointData:
     """Read ``joint_data.mat`` and keep Kinect ``kinect``'s joints, converted to y-down mm.
 
     ``joint_xyz`` (3, N, 36, 3) is required; ``joint_names`` (1, 36) is checked when present
-    (and used to find the evaluation joints); ``joint_uvd`` is not needed (uv is recomputed from
-    xyz) but must match ``joint_xyz``'s shape when present.
+    (and used to find the evaluation joints and PALM_3); ``joint_uvd`` is not needed (uv is
+    recomputed from xyz) and is not loaded, but its shape (read from the file's variable
+    headers with ``scipy.io.whosmat``) must match ``joint_xyz``'s when present.
 
     Raises:
         DataError: missing or unreadable file, a missing variable or a wrong shape.
@@ -182,7 +186,8 @@ def load_joint_data(path: Path, kinect: int = 1) -> JointData:
     if not path.is_file():
         raise DataError(f"{path}: missing NYU {JOINT_FILE} (expected joint_xyz, joint_uvd, joint_names)")
     try:
-        mat = scipy.io.loadmat(str(path), variable_names=["joint_xyz", "joint_uvd", "joint_names"])
+        shapes = {name: tuple(shape) for name, shape, _ in scipy.io.whosmat(str(path))}
+        mat = scipy.io.loadmat(str(path), variable_names=["joint_xyz", "joint_names"])
     # scipy reports corrupt files as MatReadError, ValueError, IndexError, ... (v7.3/HDF5 files as
     # NotImplementedError): whatever it raises, the file is not a readable v5 MAT file.
     except Exception as exc:  # noqa: BLE001
@@ -196,8 +201,8 @@ def load_joint_data(path: Path, kinect: int = 1) -> JointData:
         raise DataError(f"{path}: joint_xyz must be numeric, got dtype {xyz.dtype}")
     if kinect > xyz.shape[0]:
         raise DataError(f"{path}: joint_xyz holds {xyz.shape[0]} kinect(s), kinect {kinect} was asked for")
-    if "joint_uvd" in mat and np.shape(mat["joint_uvd"]) != xyz.shape:
-        raise DataError(f"{path}: joint_uvd must have the shape of joint_xyz {xyz.shape}, got {np.shape(mat['joint_uvd'])}")
+    if "joint_uvd" in shapes and shapes["joint_uvd"] != xyz.shape:
+        raise DataError(f"{path}: joint_uvd must have the shape of joint_xyz {xyz.shape}, got {shapes['joint_uvd']}")
     names = _names(mat["joint_names"], path) if "joint_names" in mat else NYU_JOINT_NAMES
     eval_indices = tuple(names.index(n) for n in NYU_EVAL_NAMES)
-    return JointData(path, kinect, nyu_to_camera(xyz[kinect - 1]), names, eval_indices)
+    return JointData(path, kinect, nyu_to_camera(xyz[kinect - 1]), names, eval_indices, names.index("PALM_3"))

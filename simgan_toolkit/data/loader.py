@@ -17,11 +17,13 @@ bars, ``--skip-bad`` counting, resumable and atomic HDF5 output.
 
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from simgan_toolkit.errors import ConfigError
 from simgan_toolkit.task import LabelledImages
 
 
@@ -77,4 +79,39 @@ class DatasetLoader(ABC):
 
     @abstractmethod
     def read_unit(self, unit: Unit) -> LabelledImages:
-        """Decode one unit; raise :class:`~simgan_toolkit.errors.DataError` naming the file."""
+        """Decode one unit; raise :class:`~simgan_toolkit.errors.DataError` naming the file.
+
+        A bad file should be a DataError; the toolkit also takes OSError, ValueError, KeyError,
+        EOFError and zlib/zip errors for one. Any other exception (TypeError, IndexError, ...)
+        is taken for a bug in the loader and propagates, even with ``--skip-bad``.
+        """
+
+    def unit_size(self, unit: Unit) -> int | None:
+        """Images ``unit`` holds if known without reading it (e.g. 1 per frame), else None.
+
+        Only used to report how many images skipped units held; the default is None (unknown).
+        """
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Option checks for loader constructors: options come from TOML configs and ``--option KEY=VALUE``,
+# so ``rgb = "false"`` (a string) must not become ``bool("false") == True``.
+# --------------------------------------------------------------------------------------------
+
+
+def bool_option(fmt: str, name: str, value: Any) -> bool:
+    """``value`` if it is a real bool (numpy's too), else a ConfigError naming ``fmt`` and ``name``."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    hint = " (a string: write true or false without quotes)" if isinstance(value, str) else ""
+    raise ConfigError(f"dataset format {fmt!r}: option {name} must be true or false, got {value!r}{hint}")
+
+
+def int_option(fmt: str, name: str, value: Any, minimum: int | None = None) -> int:
+    """``value`` if it is an integer (not a bool) >= ``minimum``, else a ConfigError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"dataset format {fmt!r}: option {name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"dataset format {fmt!r}: option {name} must be >= {minimum}, got {value!r}")
+    return int(value)

@@ -7,10 +7,12 @@ Every format is a :class:`~simgan_toolkit.data.loader.DatasetLoader` registered 
   the loader from its options;
 - :func:`read_dataset` reads the units into memory, checking every unit against the loader's
   declared shapes; with ``skip_bad`` a broken file is counted and reported, never silently lost;
+- :func:`sample_dataset` draws a seeded random sample of rows, reading only part of a large
+  dataset (what a run's ``data.<side>`` uses);
 - :func:`convert_dataset` streams the units into a toolkit HDF5 file (``simgan convert``). The
   file appears under its final name only when complete; an interrupted conversion keeps
   ``OUT.partial`` plus a JSON progress record ``OUT.partial.json`` and a rerun continues after
-  the last saved unit.
+  the last saved unit. A rerun after a complete conversion of the same input does nothing.
 
 A toolkit HDF5 file (``simgan convert`` output, a run's ``refined.h5``) is also a source: format
 ``toolkit-h5``, detected by its ``format`` attribute. It is handled here, not registered, so
@@ -24,6 +26,8 @@ import inspect
 import json
 import os
 import warnings
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +37,10 @@ import h5py
 import torch
 from tqdm.auto import tqdm
 
-from simgan_toolkit.data.hdf5 import FORMAT, _open, append_rows, init_layout, set_attrs
+from simgan_toolkit.data.hdf5 import FORMAT, _attr_value, _open, append_rows, init_layout, set_attrs
 from simgan_toolkit.data.loader import DatasetLoader, Unit
 from simgan_toolkit.errors import ConfigError, DataError, PluginError
-from simgan_toolkit.io import atomic_write_json
+from simgan_toolkit.io import atomic_path
 from simgan_toolkit.plugin.lazy import resolve
 from simgan_toolkit.plugin.registry import Registry
 from simgan_toolkit.task import LabelledImages
@@ -50,8 +54,13 @@ _H5_UNIT_ROWS = 256
 _FLUSH_IMAGES = 4096
 #: Pixel values may exceed [-1, 1] by this much (rounding in a loader's scaling).
 _RANGE_TOLERANCE = 1e-3
-#: Exceptions that mean a bug in a loader rather than a bad file: never turned into DataError.
-_BUG_ERRORS = (AttributeError, NameError, ImportError, NotImplementedError, AssertionError)
+#: Exceptions of ``read_unit`` that mean a bad file (decoders, h5py, scipy, zip/npz, JSON
+#: structure) and become a DataError naming it (counted by ``skip_bad``). Anything else
+#: (TypeError, IndexError, AttributeError, RuntimeError, ...) is a loader bug and propagates
+#: with its traceback. h5py reports bad files as OSError, KeyError or ValueError.
+_FILE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, EOFError, zlib.error, zipfile.BadZipFile)
+#: A sample (:func:`sample_dataset`) comes from at least this many units when the dataset has them.
+_SAMPLE_MIN_UNITS = 16
 
 
 class SkippedFilesWarning(UserWarning):
@@ -66,18 +75,42 @@ class SkipReport:
         skipped: (file, reason) of every skipped unit, in reading order.
         read: number of units read successfully.
         images: number of images those units held (after ``limit``).
+        skipped_images: images the skipped units held, as far as the loader knows it without
+            reading them (:meth:`~simgan_toolkit.data.loader.DatasetLoader.unit_size`).
+        skipped_unsized: skipped units whose image count the loader does not know.
+        already_converted: :func:`convert_dataset` found the output complete and did nothing
+            (``skipped`` is then empty; the file's ``skipped_files`` attribute has the count).
     """
 
     skipped: list[tuple[str, str]] = field(default_factory=list)
     read: int = 0
     images: int = 0
+    skipped_images: int = 0
+    skipped_unsized: int = 0
+    already_converted: bool = False
+
+    def add_skip(self, path: str, reason: str, size: int | None) -> None:
+        """Record one skipped unit of ``size`` images (None: unknown)."""
+        self.skipped.append((path, reason))
+        if size is None:
+            self.skipped_unsized += 1
+        else:
+            self.skipped_images += size
 
     def summary(self) -> str | None:
-        """One line such as ``skipped 3 of 1000 files (first: a.png: truncated)``; None if none."""
+        """One line such as ``skipped 3 of 1000 units (12 images not read; first: a.png: truncated)``;
+        None if nothing was skipped. A unit is a loader's readable piece (a file, or a part of one)."""
         if not self.skipped:
             return None
         path, reason = self.skipped[0]
-        return f"skipped {len(self.skipped)} of {self.read + len(self.skipped)} files (first: {path}: {reason})"
+        images = f"{self.skipped_images} image{'' if self.skipped_images == 1 else 's'} not read"
+        if not self.skipped_unsized:
+            lost = images
+        elif self.skipped_images:
+            lost = f"at least {images}"
+        else:
+            lost = "images not read: count unknown"
+        return f"skipped {len(self.skipped)} of {self.read + len(self.skipped)} units ({lost}; first: {path}: {reason})"
 
 
 # --------------------------------------------------------------------------------------
@@ -127,6 +160,10 @@ class ToolkitH5Loader(DatasetLoader):
             Unit(f"rows-{start}", Path(root), (start, min(start + _H5_UNIT_ROWS, self._count)))
             for start in range(0, self._count, _H5_UNIT_ROWS)
         ]
+
+    def unit_size(self, unit: Unit) -> int:
+        start, stop = unit.info
+        return stop - start
 
     def read_unit(self, unit: Unit) -> LabelledImages:
         start, stop = unit.info
@@ -222,8 +259,10 @@ def read_unit_checked(loader: DatasetLoader, unit: Unit) -> LabelledImages:
 
     Raises:
         DataError: naming ``unit.path``, for a bad file or a loader that breaks its contract.
-            A bad file's OSError/ValueError/KeyError/... becomes one; a loader bug
-            (AttributeError, NameError, ...) keeps its traceback.
+            A bad file's OSError/ValueError/KeyError/EOFError/zlib or zip error becomes one.
+        Exception: any other exception of ``read_unit`` (TypeError, IndexError, RuntimeError,
+            ...) is a loader bug: it propagates with its traceback (and a note naming the
+            unit), so ``skip_bad`` never counts it as a bad file.
     """
     try:
         data = loader.read_unit(unit)
@@ -233,10 +272,12 @@ def read_unit_checked(loader: DatasetLoader, unit: Unit) -> LabelledImages:
             exc.reason = message  # type: ignore[attr-defined]
             raise
         raise _unit_error(unit, message) from exc
-    except _BUG_ERRORS:
-        raise
-    except Exception as exc:  # decoders raise anything: OSError, ValueError, zipfile.BadZipFile, ...
+    except _FILE_ERRORS as exc:
         raise _unit_error(unit, f"cannot read ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:
+        if hasattr(exc, "add_note"):  # Python >= 3.11
+            exc.add_note(f"(a bug in dataset format {loader.name!r}, raised reading unit {unit.key!r} of {unit.path})")
+        raise
     if not isinstance(data, LabelledImages):
         raise _unit_error(unit, f"format {loader.name!r} returned a {type(data).__name__}, expected LabelledImages")
     images = data.images
@@ -264,6 +305,12 @@ def read_unit_checked(loader: DatasetLoader, unit: Unit) -> LabelledImages:
 
 def _reason(exc: DataError) -> str:
     return getattr(exc, "reason", str(exc))
+
+
+def _unit_size(loader: DatasetLoader, unit: Unit) -> int | None:
+    """``loader.unit_size(unit)`` if it is a count, else None (unknown)."""
+    size = loader.unit_size(unit)
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
 
 
 def _warn_skipped(report: SkipReport) -> None:
@@ -325,7 +372,7 @@ def read_dataset(
         except DataError as exc:
             if not skip_bad:
                 raise
-            report.skipped.append((str(unit.path), _reason(exc)))
+            report.add_skip(str(unit.path), _reason(exc), _unit_size(loader, unit))
             continue
         report.read += 1
         parts.append(part)
@@ -346,16 +393,181 @@ def read_dataset(
     return data, report
 
 
+def sample_dataset(
+    loader: DatasetLoader,
+    root: str | Path,
+    n: int,
+    seed: int,
+    *,
+    skip_bad: bool = False,
+    progress: bool = True,
+    min_units: int = _SAMPLE_MIN_UNITS,
+) -> tuple[LabelledImages, SkipReport]:
+    """A seeded random sample of ``n`` rows (images with their labels), reading only what it needs.
+
+    A unit can hold many consecutive, alike images (an MPIIGaze person-day: left eyes then
+    right eyes; a Kaggle chunk of 1000), so taking the first ``n`` rows of shuffled units would
+    draw a small sample from one or two units. Instead the units are read in an order shuffled
+    with ``seed`` until
+
+    - at least ``n + 2 * U`` rows are read, ``U`` the largest unit read so far (so a unit's
+      expected share of the sample, U / rows read, stays under one half), and
+    - at least ``min_units`` units (16) are read,
+
+    or every unit is read; then ``n`` of the rows read are drawn uniformly at random (seeded).
+    A dataset of one-image units is thus read about ``n`` units deep (shuffled one-image units
+    are already a uniform sample), a dataset of at most 16 units is read whole. Memory stays at ``n`` rows plus one unit: the draw is streamed (every row gets a
+    seeded random priority; the ``n`` lowest are kept, see :class:`_Reservoir`).
+
+    Returns:
+        (min(n, rows available) rows, in an order fixed by the seed, the skip report).
+        ``report.images`` counts the rows read, not only the ones kept.
+
+    Raises:
+        DataError: as :func:`read_dataset`.
+    """
+    root = Path(root)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    units = _listed_units(loader, root)
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(units), generator=generator).tolist()
+    report = SkipReport()
+    sample = _Reservoir(n)
+    largest = 0
+    bar = tqdm(total=len(units), desc=f"sampling {loader.name}", unit="unit", disable=not progress, leave=False)
+    try:
+        for position in order:
+            unit = units[position]
+            try:
+                part = read_unit_checked(loader, unit)
+            except DataError as exc:
+                if not skip_bad:
+                    raise
+                report.add_skip(str(unit.path), _reason(exc), _unit_size(loader, unit))
+                bar.update()
+                continue
+            bar.update()
+            sample.add(part, torch.rand(len(part), generator=generator, dtype=torch.float64))
+            report.read += 1
+            report.images += len(part)
+            largest = max(largest, len(part))
+            if report.images >= n + 2 * largest and report.read + len(report.skipped) >= min_units:
+                break
+    finally:
+        bar.close()
+    _warn_skipped(report)
+    if report.read == 0:
+        raise DataError(f"{str(root)!r}: none of its {len(units)} files could be read; first: {report.skipped[0][0]}: {report.skipped[0][1]}")
+    if report.images == 0:
+        raise DataError(f"{str(root)!r}: its {report.read} files hold no images")
+    return sample.result(), report
+
+
+class _Reservoir:
+    """A uniform random sample of ``n`` of the rows streamed through :meth:`add`.
+
+    Every row comes with a random priority; the ``n`` rows of lowest priority are kept, in ``n``
+    preallocated slots: a new row that makes the cut overwrites the slot of the row it evicts,
+    so memory stays at ``n`` rows (plus the part being added) and nothing is copied wholesale.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.filled = 0
+        self.images: torch.Tensor | None = None
+        self.labels: dict[str, torch.Tensor] = {}
+        self.priority = torch.full((n,), float("inf"), dtype=torch.float64)
+
+    def _put(self, slots: torch.Tensor, part: LabelledImages, rows: torch.Tensor, priority: torch.Tensor) -> None:
+        assert self.images is not None
+        self.images[slots] = part.images[rows]
+        for k, v in part.labels.items():
+            self.labels[k][slots] = v[rows]
+        self.priority[slots] = priority[rows]
+
+    def add(self, part: LabelledImages, priority: torch.Tensor) -> None:
+        m = len(part)
+        if m == 0:
+            return
+        if self.images is None:
+            self.images = part.images.new_empty((self.n, *part.images.shape[1:]))
+            self.labels = {k: v.new_empty((self.n, *v.shape[1:])) for k, v in part.labels.items()}
+        free = min(self.n - self.filled, m)
+        if free:  # the first n rows fill the empty slots
+            self._put(torch.arange(self.filled, self.filled + free), part, torch.arange(free), priority)
+            self.filled += free
+        if free == m:
+            return
+        rest = torch.arange(free, m)
+        combined = torch.cat([self.priority, priority[rest]])
+        chosen = torch.zeros(len(combined), dtype=torch.bool)
+        chosen[torch.topk(combined, self.n, largest=False).indices] = True
+        evicted = torch.nonzero(~chosen[: self.n]).flatten()
+        incoming = rest[torch.nonzero(chosen[self.n :]).flatten()]
+        if len(incoming):
+            self._put(evicted, part, incoming, priority)
+
+    def result(self) -> LabelledImages:
+        assert self.images is not None
+        if self.filled < self.n:
+            return LabelledImages(self.images[: self.filled], {k: v[: self.filled] for k, v in self.labels.items()})
+        return LabelledImages(self.images, self.labels)
+
+
 # --------------------------------------------------------------------------------------
 def _partial_paths(out: Path) -> tuple[Path, Path]:
     return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
 
 
+class _KeyHasher:
+    """The fingerprint of a conversion's unit list: sha256 of ``keys[:n]``, one key per line.
+
+    The one definition of it (:func:`_fingerprint` is the whole-list case), computed
+    incrementally: a conversion asks for growing prefixes, so each key is hashed once. A
+    KeyboardInterrupt inside :meth:`upto` leaves the hasher as it was.
+    """
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self._state = (hashlib.sha256(), 0)  # (hash of keys[:n], n), replaced in one assignment
+
+    def upto(self, n: int) -> str:
+        """The fingerprint of ``keys[:n]``."""
+        h, done = self._state
+        if n < done:
+            h, done = hashlib.sha256(), 0
+        h = h.copy()
+        for key in self.keys[done:n]:
+            h.update(key.encode("utf-8") + b"\n")
+        self._state = (h, n)
+        return h.hexdigest()
+
+
 def _fingerprint(keys: list[str]) -> str:
-    h = hashlib.sha256()
-    for key in keys:
-        h.update(key.encode("utf-8") + b"\n")
-    return h.hexdigest()
+    return _KeyHasher(keys).upto(len(keys))
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file, or a folder's entries) to disk; a no-op where not supported."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. a folder on Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_record(path: Path, state: dict[str, Any]) -> None:
+    """Write the progress record atomically and durably (fsync before the rename)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(state, indent=2, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _remove(*paths: Path) -> None:
@@ -406,7 +618,51 @@ def _resume_state(
         say(f"starting over: {partial} holds {rows} images, its record says {count}")
         _remove(partial, record)
         return None
+    state.setdefault("skipped_images", 0)
+    state.setdefault("skipped_unsized", 0)
     return state
+
+
+def _provenance(identity: dict[str, Any], fingerprint: str, units: int) -> dict[str, Any]:
+    """The attributes that tell which input a finished conversion was made from."""
+    return {
+        "source_format": identity["source_format"], "source_root": identity["source_root"],
+        "source_options": identity["source_options"], "source_units": units, "source_fingerprint": fingerprint,
+    }
+
+
+def _plain(value: Any) -> Any:
+    """An HDF5 attribute value (numpy arrays and scalars) as plain Python, for comparing."""
+    value = value.tolist() if hasattr(value, "tolist") else value
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _already_converted(
+    out: Path, identity: dict[str, Any], fingerprint: str, units: int, extra: dict[str, Any]
+) -> SkipReport | None:
+    """The report of ``out`` if it is a complete conversion of exactly this input (and holds the
+    ``extra`` attributes asked for, e.g. ``kind``), else None."""
+    if not is_toolkit_h5(out):
+        return None
+    try:
+        with h5py.File(out, "r") as f:
+            attrs = {k: _plain(v) for k, v in f.attrs.items()}
+            count = int(f["images"].shape[0])
+    except (OSError, KeyError):
+        return None
+    if any(attrs.get(k) != _plain(_attr_value(v)) for k, v in extra.items()):
+        return None
+    want = _provenance(identity, fingerprint, units)
+    got = {k: attrs.get(k) for k in want}
+    try:
+        got["source_options"] = json.loads(got["source_options"]) if isinstance(got["source_options"], str) else None
+        got["source_units"] = int(got["source_units"])  # type: ignore[arg-type]
+        skipped = int(attrs.get("skipped_files", 0))
+    except (TypeError, ValueError):
+        return None
+    if got != want or int(attrs.get("count", -1)) != count:
+        return None
+    return SkipReport(read=units - skipped, images=count, already_converted=True)
 
 
 def convert_dataset(
@@ -427,17 +683,25 @@ def convert_dataset(
     Writes ``/images`` (N, C, H, W) float32 and ``/labels/<name>`` (N, ...), with attributes
     ``format``, ``kind`` (default ``"real"``), ``value_range`` [-1, 1], ``created``,
     ``toolkit_version``, ``count`` and provenance: ``source_format``, ``source_root``,
-    ``source_options``, ``skipped_files``; ``attrs`` adds or overrides (e.g. ``task``, ``kind``).
+    ``source_options``, ``source_units`` (units listed), ``source_fingerprint`` (of their keys),
+    ``skipped_files``; ``attrs`` adds or overrides (e.g. ``task``, ``kind``).
 
-    ``out_path`` appears only once complete. Until then the images live in ``OUT.partial`` and
-    the progress (units done, images written, skipped files) in ``OUT.partial.json``, saved
-    every ``batch_units`` units, before any error propagates, and on Ctrl-C. A rerun with the
-    same loader, root and options continues after the last saved unit; with ``resume=False``
-    it starts over.
+    ``out_path`` appears only once complete (fsynced, then renamed into place). Until then the
+    images live in ``OUT.partial`` and the progress (units done, images written, skipped files)
+    in ``OUT.partial.json``, saved every ``batch_units`` units, before any error propagates,
+    and on Ctrl-C. A save is transactional: the rows are written at the recorded row count,
+    then the record, and only then the in-memory progress moves on, so a save interrupted at any
+    point (and redone on the way out) never writes a row twice. A rerun with the same loader,
+    root and options continues after the last saved unit; with ``resume=False`` it starts over.
+
+    An existing ``out_path`` with no partial conversion beside it: if its provenance is this
+    very input (format, root, options, unit list; and the ``attrs`` asked for) and ``resume`` is
+    set, nothing is done ("already converted", ``report.already_converted``); otherwise it is
+    replaced when the new conversion completes (it stays untouched until then).
 
     Args:
         options: the loader's options, recorded as provenance and compared on resume.
-        say: receives one-line notes (resuming, starting over).
+        say: receives one-line notes (resuming, starting over, already converted, replacing).
 
     Returns:
         The skip report of the whole conversion (across resumed runs).
@@ -452,6 +716,7 @@ def convert_dataset(
     out.parent.mkdir(parents=True, exist_ok=True)
     units = _listed_units(loader, root)
     keys = [u.key for u in units]
+    fingerprints = _KeyHasher(keys)
     # As the JSON record will hold them (tuples become lists), so a rerun compares equal.
     options = json.loads(json.dumps(options or {}, default=str))
     identity = {
@@ -461,23 +726,30 @@ def convert_dataset(
         "image_shape": list(loader.image_shape),
         "label_shapes": {k: list(v) for k, v in loader.label_shapes.items()},
     }
+    if resume and out.exists() and not partial.exists() and not record.exists():
+        done_report = _already_converted(out, identity, _fingerprint(keys), len(keys), {"kind": "real", **(attrs or {})})
+        if done_report is not None:
+            say(f"{out} is already converted from this input ({done_report.images} images); nothing to do "
+                "(--restart converts it again)")
+            return done_report
+    if out.exists():
+        say(f"{out} exists and will be replaced once this conversion completes")
     state = _resume_state(partial, record, identity, keys, say) if resume else None
     if not resume:
         _remove(partial, record)
     if state is None:
         with h5py.File(partial, "w") as f:
             init_layout(f, tuple(loader.image_shape), dict(loader.label_shapes), {"kind": "real", "value_range": [-1.0, 1.0]})
-        state = {**identity, "done": 0, "count": 0, "read": 0, "skipped": [], "fingerprint": _fingerprint([])}
-        atomic_write_json(record, state)
+        state = {**identity, "done": 0, "count": 0, "read": 0, "skipped": [], "skipped_images": 0,
+                 "skipped_unsized": 0, "fingerprint": fingerprints.upto(0)}
+        _write_record(record, state)
     else:
         say(f"resuming {out}: {state['done']} of {len(units)} files already converted ({state['count']} images)")
 
-    hasher = hashlib.sha256()
-    for key in keys[: state["done"]]:
-        hasher.update(key.encode("utf-8") + b"\n")
-    pending: list[LabelledImages] = []
-    pending_units = pending_read = pending_images = 0
-    pending_skips: list[list[str]] = []
+    # Units read since the last save: one (part or None, skip or None) entry per unit, appended
+    # in one step, so an interrupt never leaves a unit half-counted. ``base`` is state["done"]
+    # when the batch began: a batch is committed at most once.
+    batch: dict[str, Any] = {"base": state["done"], "units": [], "images": 0}
 
     with h5py.File(partial, "r+") as f:
         # Rows past the record (written just before a crash, never recorded) are cut off.
@@ -485,19 +757,34 @@ def convert_dataset(
             ds.resize(state["count"], axis=0)
 
         def save() -> None:
-            """Append the pending images, then record them: the record never runs ahead of the file."""
-            nonlocal pending, pending_units, pending_read, pending_images, pending_skips
-            if pending:
-                images = torch.cat([p.images for p in pending])
-                labels = {k: torch.cat([p.labels[k] for p in pending]) for k in pending[0].labels}
-                state["count"] = append_rows(f, state["count"], images, labels, partial)
+            """Commit the batch: rows written at the recorded count, then the record, then the
+            in-memory state. Redoing an interrupted save rewrites the same rows in the same place."""
+            nonlocal batch
+            if batch["base"] != state["done"]:  # committed by a save interrupted just afterwards
+                batch = {"base": state["done"], "units": [], "images": 0}
+                return
+            entries = list(batch["units"])
+            if not entries:
+                return
+            parts = [part for part, _ in entries if part is not None]
+            skips = [skip for _, skip in entries if skip is not None]
+            count = state["count"]
+            if parts:
+                images = torch.cat([p.images for p in parts])
+                labels = {k: torch.cat([p.labels[k] for p in parts]) for k in parts[0].labels}
+                count = append_rows(f, state["count"], images, labels, partial)  # resizes to exactly count + n
                 f.flush()
-            state["done"] += pending_units
-            state["read"] += pending_read
-            state["skipped"] += pending_skips
-            state["fingerprint"] = hasher.hexdigest()
-            atomic_write_json(record, state)
-            pending, pending_units, pending_read, pending_images, pending_skips = [], 0, 0, 0, []
+            done = state["done"] + len(entries)
+            new = {
+                **state, "done": done, "count": count, "read": state["read"] + len(parts),
+                "skipped": state["skipped"] + [[path, reason] for path, reason, _ in skips],
+                "skipped_images": state["skipped_images"] + sum(size for *_, size in skips if size is not None),
+                "skipped_unsized": state["skipped_unsized"] + sum(size is None for *_, size in skips),
+                "fingerprint": fingerprints.upto(done),
+            }
+            _write_record(record, new)
+            state.update(new)  # one C call: the commit point
+            batch = {"base": done, "units": [], "images": 0}
 
         bar = tqdm(total=len(units), initial=state["done"], desc=f"converting {loader.name}", unit="file", disable=not progress)
         try:
@@ -507,15 +794,12 @@ def convert_dataset(
                 except DataError as exc:
                     if not skip_bad:
                         raise
-                    pending_skips.append([str(unit.path), _reason(exc)])
+                    batch["units"].append((None, (str(unit.path), _reason(exc), _unit_size(loader, unit))))
                 else:
-                    pending.append(part)
-                    pending_read += 1
-                    pending_images += len(part)
-                hasher.update(unit.key.encode("utf-8") + b"\n")
-                pending_units += 1
+                    batch["units"].append((part, None))
+                    batch["images"] += len(part)
                 bar.update()
-                if pending_units >= batch_units or pending_images >= _FLUSH_IMAGES:
+                if len(batch["units"]) >= batch_units or batch["images"] >= _FLUSH_IMAGES:
                     save()
             save()
         except BaseException as exc:
@@ -532,19 +816,26 @@ def convert_dataset(
             raise
         finally:
             bar.close()
-        report = SkipReport(skipped=[(p, r) for p, r in state["skipped"]], read=state["read"], images=state["count"])
+        report = SkipReport(
+            skipped=[(p, r) for p, r in state["skipped"]], read=state["read"], images=state["count"],
+            skipped_images=state["skipped_images"], skipped_unsized=state["skipped_unsized"],
+        )
         if state["count"]:
+            for ds in [f["images"], *f["labels"].values()]:
+                ds.resize(state["count"], axis=0)
             set_attrs(f, {
                 "kind": "real", "value_range": [-1.0, 1.0], **(attrs or {}),
-                "count": state["count"], "source_format": loader.name, "source_root": str(root),
-                "source_options": options, "skipped_files": len(report.skipped),
+                "count": state["count"], **_provenance(identity, state["fingerprint"], len(units)),
+                "skipped_files": len(report.skipped),
             })
     if state["count"] == 0:
         _remove(partial, record)
         what = f"none of its {len(units)} files could be read" if report.read == 0 else f"its {report.read} files hold no images"
         first = f"; first: {report.skipped[0][0]}: {report.skipped[0][1]}" if report.skipped else ""
         raise DataError(f"{str(root)!r}: {what}{first}")
+    _fsync(partial)
     os.replace(partial, out)
+    _fsync(out.parent)
     _remove(record)
     _warn_skipped(report)
     return report

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from simgan_toolkit.config import DataSource
-from simgan_toolkit.data.reading import ToolkitH5Loader, read_dataset, resolve_loader
+from simgan_toolkit.data.reading import ToolkitH5Loader, resolve_loader, sample_dataset
 from simgan_toolkit.errors import DataError, SimganError
 from simgan_toolkit.plugin.registry import Registry
 from simgan_toolkit.task import LabelledImages, Task
@@ -36,9 +34,13 @@ def load_side(
 ) -> LabelledImages:
     """Up to ``n`` images (and labels) for one side of a run, from ``source``.
 
-    Which images: the dataset's units are shuffled with ``seed`` and read until ``n`` images
-    are in, so a dataset stored in order (subject by subject) still gives a mixed sample
-    without reading all of it. Fewer than ``n`` available: all of them, and the log says so.
+    Which images: a seeded random sample of rows (:func:`~simgan_toolkit.data.reading.sample_dataset`).
+    The dataset's units are read in an order shuffled with ``seed`` until well over ``n`` rows
+    are in (at least ``n`` plus two of the largest unit, and at least 16 units) or all are
+    read, then ``n`` of those rows are drawn at random. So a dataset stored in order (person
+    by person, or units of many alike images such as an MPIIGaze person-day) still gives a
+    sample mixing many units, without reading all of a large dataset; memory stays at ``n``
+    rows plus one unit. Fewer than ``n`` available: all of them, and the log says so.
 
     Returns:
         (N, C, H, W) float32 images on the CPU, N = min(n, available); for the labelled sides
@@ -46,7 +48,8 @@ def load_side(
 
     Raises:
         DataError / ConfigError / PluginError: naming ``data.<side>.path``: unknown format, bad
-            options, image shape or value range not the task's, a label the task needs missing.
+            options, no units found, image shape or value range not the task's, a label the task
+            needs missing, a bad file (without ``skip_bad``).
     """
     where = f"data.{side}.path {source.path!r}"
     root = Path(source.path)
@@ -74,12 +77,10 @@ def load_side(
                 )
             if tuple(have[name]) != tuple(shape):
                 raise DataError(f"{where}: label {name!r} has per-image shape {tuple(have[name])}, task {task.name!r} needs {tuple(shape)}")
-    units = loader.units(root)
-    order = torch.randperm(len(units), generator=torch.Generator().manual_seed(seed)).tolist()
     try:
-        data, _ = read_dataset(loader, root, units=[units[i] for i in order], limit=n, skip_bad=source.skip_bad, progress=progress)
-    except DataError as exc:
-        raise DataError(f"{where}: {exc}") from None
+        data, _ = sample_dataset(loader, root, n, seed, skip_bad=source.skip_bad, progress=progress)
+    except SimganError as exc:  # also loader.units() failing: a missing folder, an unreadable index file
+        raise type(exc)(f"{where}: {exc}") from None
     note = f", fewer than data.n_{side} = {n}: using all of them" if len(data) < n else ""
     say(f"data.{side}: {len(data)} images from {source.path} (format {loader.name}){note}")
     return data if side in LABELLED_SIDES else LabelledImages(data.images)

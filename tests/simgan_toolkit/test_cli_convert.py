@@ -41,6 +41,11 @@ def test_convert_writes_the_file(cli, tmp_path, npz):
     got = read_images_h5(out)
     assert torch.equal(got.images, expected.images) and torch.equal(got.labels["y"], expected.labels["y"])
     assert read_attrs(out)["kind"] == "real"
+    # Run again: the output is complete and of this very input, nothing is redone.
+    stamp = out.stat().st_mtime_ns
+    code, stdout, err = cli("convert", str(tmp_path / "ds"), str(out), "--no-progress")
+    assert code == 0, err
+    assert "already converted" in stdout.splitlines()[0] and out.stat().st_mtime_ns == stamp
 
 
 def test_convert_options_kind_and_skip_bad(cli, tmp_path, npz):
@@ -51,7 +56,7 @@ def test_convert_options_kind_and_skip_bad(cli, tmp_path, npz):
             "--option", "width=5", "--kind", "synthetic", "--no-progress"]
     code, _, err = cli(*args)
     assert code == 2 and err.count("\n") == 1 and "u01.npz" in err and "Traceback" not in err
-    with pytest.warns(SkippedFilesWarning, match=r"skipped 1 of 3 files \(first: .*u01\.npz: "):
+    with pytest.warns(SkippedFilesWarning, match=r"skipped 1 of 3 units \(images not read: count unknown; first: .*u01\.npz: "):
         code, stdout, err = cli(*args, "--skip-bad")
     assert code == 0, err
     assert "converted 2 images from 2 files (npz, 1 skipped)" in stdout

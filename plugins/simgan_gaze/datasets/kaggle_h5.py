@@ -3,17 +3,33 @@
 
 Format (data-formats.md section 3, inferred from the code that reads these files): a group
 ``image`` of 2-D (35, 55) datasets, one per sample; ``gaze.h5`` adds ``look_vec`` (N, 3) or
-(N, 4) and ``path`` (N,). h5py lists group members in *string* order, so unpadded numeric
-names ("0", "1", "10", "11", "2") are sorted numerically here to line up with ``look_vec``'s rows.
+(N, 4) and ``path`` (N,).
+
+Member order. h5py lists group members in *string* order ("0", "1", "10", "11", "2"), so
+members are sorted by :func:`member_order`, a natural sort (digit runs compared as numbers:
+"img_2" before "img_10"), to line up with ``look_vec``'s rows. In a labelled file
+
+- every member name must hold a number, and no two the same one: otherwise which row belongs
+  to which image cannot be told, and the file is refused (a DataError naming it; its images can
+  still be read unlabelled with format ``kaggle_real_gaze``);
+- where ``path`` holds file names with numbers and they are the member names' numbers (each
+  member ``.../N`` has a ``path`` row ``.../N.jpg``), the two orders must agree; if they do not,
+  the file is refused rather than guessed.
+
+Pixels: integer images must hold 0..255 intensities (the uint8 convention). Float images are
+accepted only as 0..255 intensities too: a float image whose values all lie in [0, 1] (a
+[0, 1]-scaled image) is refused rather than rescaled, as are negative values (a [-1, 1] image)
+and values above 255.
 
 Assumption (unverified, no original file was available): ``look_vec`` keeps UnityEyes'
-convention (Unity camera space, y up), as these crops were made from UnityEyes output; it is
-converted like UnityEyes' (y negated, w dropped). Pixel values are 0..255 intensities whatever
-the stored dtype.
+convention (Unity camera space, **y up**), as these crops were made from UnityEyes output; it is
+converted like UnityEyes' (y negated, w dropped). The option ``look_vec_y="down"`` takes it as
+already in the OpenCV camera convention (y down) instead.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,17 +45,71 @@ from simgan_gaze.datasets.conventions import (
     intensities_to_unit_range,
     unity_to_camera,
 )
-from simgan_toolkit.data.loader import DatasetLoader, Unit
+from simgan_toolkit.data.loader import DatasetLoader, Unit, bool_option, int_option
 from simgan_toolkit.errors import ConfigError, DataError
 from simgan_toolkit.task import LabelledImages
 
-_NUMERIC = re.compile(r"^\d+$")
+_DIGITS = re.compile(r"(\d+)")
 _SUFFIXES = (".h5", ".hdf5")
+LOOK_VEC_Y = ("up", "down")
 
 
-def member_order(name: str) -> tuple[int, int, str]:
-    """Sort key: numeric names by value (``"2"`` before ``"10"``), then other names as text."""
-    return (0, int(name), name) if _NUMERIC.match(name) else (1, 0, name)
+def _natural(name: str) -> tuple[Any, ...]:
+    """``"img_10b"`` -> ``("img_", 10, "b")``: text and digit runs alternate, digits as numbers."""
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(_DIGITS.split(name)))
+
+
+def member_order(name: str) -> tuple[tuple[Any, ...], str]:
+    """Natural sort key: digit runs compare as numbers (``"2"`` before ``"10"``, ``"img_2"``
+    before ``"img_10"``); ties (``"01"`` and ``"1"``) are broken by the text."""
+    return (_natural(name), name)
+
+
+def _number(text: str) -> int | None:
+    """The last digit run of a file name's stem (``"imgs/12.jpg"`` -> 12), or None."""
+    base = text.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    runs = _DIGITS.findall(stem)
+    return int(runs[-1]) if runs else None
+
+
+def _check_order(path: Path, names: list[str], f: Any) -> None:
+    """Refuse a labelled file whose member order cannot be matched to the label rows (see the
+    module docstring)."""
+    import h5py
+
+    unnumbered = [n for n in names if not _DIGITS.search(n)]
+    if unnumbered:
+        raise DataError(
+            f"{path}: cannot tell which 'look_vec' row belongs to which image: member image/{unnumbered[0]} "
+            f"(and {len(unnumbered) - 1} more) has no number in its name; read the images unlabelled with "
+            "format 'kaggle_real_gaze'"
+        )
+    keys = [_natural(n) for n in names]
+    for a, b in itertools.pairwise(keys):
+        if a == b:
+            clash = [n for n, k in zip(names, keys) if k == a]
+            raise DataError(f"{path}: members image/{clash[0]} and image/{clash[1]} have the same number: "
+                            "cannot tell which 'look_vec' row belongs to which")
+    column = f.get("path")
+    if not isinstance(column, h5py.Dataset) or column.ndim != 1 or column.dtype.kind not in "SOU":
+        return
+    try:
+        rows = [r.decode("utf-8", "replace") if isinstance(r, bytes) else str(r) for r in column[()]]
+    except (OSError, ValueError, TypeError):  # an odd 'path' column: nothing to cross-check
+        return
+    row_numbers = [_number(r) for r in rows]
+    name_numbers = [int(_DIGITS.findall(n)[-1]) for n in names]
+    if None in row_numbers or len(set(row_numbers)) != len(rows) or set(row_numbers) != set(name_numbers):
+        return  # the names are not the file numbers of 'path': no cross-check possible
+    row_of = {number: i for i, number in enumerate(row_numbers)}
+    for i, (name, number) in enumerate(zip(names, name_numbers)):
+        if row_of[number] != i:
+            raise DataError(
+                f"{path}: member order and 'path' disagree: image/{name} is sample {i} in name order, but "
+                f"its number is that of path row {row_of[number]} ({rows[row_of[number]]!r}); cannot tell which "
+                "'look_vec' row belongs to which image"
+            )
 
 
 def _open(path: Path) -> Any:
@@ -85,19 +155,23 @@ class KaggleGazeLoader(DatasetLoader):
     No ``pupil_centre``: the file holds no landmarks.
 
     Args:
-        chunk_size: samples per unit.
-        rgb: return 3 identical channels (C=3) instead of C=1, for RGB tasks.
+        chunk_size: samples per unit (an integer >= 1).
+        rgb: return 3 identical channels (C=3) instead of C=1, for RGB tasks (true or false).
+        look_vec_y: ``"up"`` (default): ``look_vec`` is in Unity camera space, y up, as UnityEyes
+            writes it (the assumption, unverified); ``"down"``: it is already in the OpenCV
+            camera convention (y down) and is taken as is.
     """
 
     name = "kaggle_gaze"
     #: Whether the file must hold (and the loader returns) ``look_vec`` labels.
     labelled: ClassVar[bool] = True
 
-    def __init__(self, chunk_size: int = 1000, rgb: bool = False) -> None:
-        if int(chunk_size) < 1:
-            raise ConfigError(f"{self.name}: chunk_size must be >= 1, got {chunk_size!r}")
-        self.chunk_size = int(chunk_size)
-        self.rgb = bool(rgb)
+    def __init__(self, chunk_size: int = 1000, rgb: bool = False, look_vec_y: str = "up") -> None:
+        self.chunk_size = int_option(self.name, "chunk_size", chunk_size, minimum=1)
+        self.rgb = bool_option(self.name, "rgb", rgb)
+        if not isinstance(look_vec_y, str) or look_vec_y not in LOOK_VEC_Y:
+            raise ConfigError(f"{self.name}: option look_vec_y must be 'up' (Unity, the default) or 'down' (OpenCV), got {look_vec_y!r}")
+        self.look_vec_y = look_vec_y
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -156,14 +230,19 @@ class KaggleGazeLoader(DatasetLoader):
                                     f"for {len(names)} images, got {look.shape}")
             if isinstance(f.get("path"), h5py.Dataset) and len(f["path"]) != len(names):
                 raise DataError(f"{path}: 'path' has {len(f['path'])} rows for {len(names)} images")
+            if self.labelled:
+                _check_order(path, names, f)
         return [
             Unit(f"{start}:{start + len(chunk)}", path, Chunk(start, tuple(chunk)))
             for start in range(0, len(names), self.chunk_size)
             for chunk in [names[start : start + self.chunk_size]]
         ]
 
+    def unit_size(self, unit: Unit) -> int:
+        return len(unit.info.names)
+
     def _image(self, data: np.ndarray, where: str) -> np.ndarray:
-        """One member -> (C, 35, 55) float64 0..255."""
+        """One member -> (C, 35, 55) float64 0..255 (see the module docstring for the dtypes)."""
         stored = data.shape
         if data.ndim == 2:
             data = data[None]
@@ -172,11 +251,21 @@ class KaggleGazeLoader(DatasetLoader):
         if data.shape[1:] != (EYE_HEIGHT, EYE_WIDTH) or data.dtype.kind not in "uif":
             raise DataError(f"{where}: expected a ({EYE_HEIGHT}, {EYE_WIDTH}) numeric image, got {stored} {data.dtype}")
         pixels = data.astype(np.float64)
-        if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
-            raise DataError(f"{where}: values must be 0..255 intensities, got {pixels.min():g}..{pixels.max():g}")
+        if not pixels.size:
+            return pixels
+        if not np.isfinite(pixels).all():
+            raise DataError(f"{where}: non-finite pixel values (NaN or inf)")
+        low, high = pixels.min(), pixels.max()
+        if low < 0 or high > 255:
+            raise DataError(f"{where}: values must be 0..255 intensities (uint8 convention), got {low:g}..{high:g} "
+                            f"({data.dtype})")
+        if data.dtype.kind == "f" and high <= 1.0:
+            raise DataError(f"{where}: a {data.dtype} image with values in {low:g}..{high:g} looks scaled to [0, 1]; "
+                            "this format takes 0..255 intensities (uint8, or floats holding 0..255)")
         return pixels
 
     def read_unit(self, unit: Unit) -> LabelledImages:
+        import h5py
         from kornia.color import rgb_to_grayscale
 
         chunk: Chunk = unit.info
@@ -185,7 +274,10 @@ class KaggleGazeLoader(DatasetLoader):
             try:
                 images = []
                 for name in chunk.names:
-                    pixels = torch.from_numpy(self._image(f["image"][name][()], f"{unit.path}: image/{name}"))
+                    member = f["image"][name]
+                    if not isinstance(member, h5py.Dataset):
+                        raise DataError(f"{unit.path}: image/{name} is a {type(member).__name__}, expected a dataset")
+                    pixels = torch.from_numpy(self._image(member[()], f"{unit.path}: image/{name}"))
                     if pixels.shape[0] == 3 and not self.rgb:
                         pixels = rgb_to_grayscale(pixels[None] / 255.0)[0] * 255.0
                     elif pixels.shape[0] == 1 and self.rgb:
@@ -197,7 +289,9 @@ class KaggleGazeLoader(DatasetLoader):
         batch = torch.stack(images) if images else torch.zeros(0, *self.image_shape, dtype=torch.float64)
         labels = {}
         if look is not None:
-            labels = gaze_labels(unity_to_camera(torch.from_numpy(np.asarray(look, dtype=np.float64))), f"{unit.path}: look_vec")
+            vectors = torch.from_numpy(np.asarray(look, dtype=np.float64))
+            gaze = unity_to_camera(vectors) if self.look_vec_y == "up" else vectors[:, :3]
+            labels = gaze_labels(gaze, f"{unit.path}: look_vec")
         return LabelledImages(intensities_to_unit_range(batch), labels)
 
 

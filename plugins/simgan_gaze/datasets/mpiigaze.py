@@ -33,7 +33,7 @@ from simgan_gaze.datasets.conventions import (
     pose_pitch_yaw,
     resize_eyes,
 )
-from simgan_toolkit.data.loader import DatasetLoader, Unit
+from simgan_toolkit.data.loader import DatasetLoader, Unit, bool_option
 from simgan_toolkit.errors import ConfigError, DataError
 from simgan_toolkit.task import LabelledImages
 
@@ -56,11 +56,14 @@ def person_id(value: int | str) -> int:
     return int(match.group(1))
 
 
-def _person_set(values: int | str | Iterable[int | str] | None) -> set[int] | None:
+def _person_set(values: int | str | Iterable[int | str] | None, option: str = "persons") -> set[int] | None:
     if values is None:
         return None
     if isinstance(values, (int, str)):
         values = str(values).split(",") if isinstance(values, str) else [values]
+    if not isinstance(values, (list, tuple, set, frozenset, range)):
+        raise ConfigError(f"mpiigaze: option {option} must be a person id, a list of them or a string such as "
+                          f"'0,3', got {values!r}")
     return {person_id(v) for v in values}
 
 
@@ -113,6 +116,10 @@ def _rows(array: Any, n: int | None, width: tuple[int, ...], what: str, path: Pa
     if a.ndim != 1 + len(width) or a.shape[1:] != width or (n is not None and a.shape[0] != n):
         rows = "N" if n is None else str(n)
         raise DataError(f"{path}: {what} must have shape ({', '.join([rows, *map(str, width)])}), got {a.shape}")
+    if a.dtype.kind not in "uif":
+        raise DataError(f"{path}: {what} must be numeric, got dtype {a.dtype}")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise DataError(f"{path}: {what} holds non-finite values (NaN or inf)")
     return a
 
 
@@ -157,6 +164,9 @@ def load_day(path: Path) -> tuple[dict[str, EyeArrays], list[str] | None]:
         gaze = _rows(_field(eye, "gaze", f"data.{side}", path), None, (3,), f"data.{side}.gaze", path)
         n = gaze.shape[0]
         image = _rows(_field(eye, "image", f"data.{side}", path), n, (MAT_HEIGHT, MAT_WIDTH), f"data.{side}.image", path)
+        if image.dtype != np.uint8 and image.size and (image.min() < 0 or image.max() > 255):
+            raise DataError(f"{path}: data.{side}.image must hold 0..255 intensities, got "
+                            f"{image.min():g}..{image.max():g} ({image.dtype})")
         pose = _rows(_field(eye, "pose", f"data.{side}", path), n, (3,), f"data.{side}.pose", path)
         sides[side] = EyeArrays(gaze.astype(np.float64), image, pose.astype(np.float64))
     if sides["left"].gaze.shape[0] != sides["right"].gaze.shape[0]:
@@ -169,10 +179,14 @@ def load_day(path: Path) -> tuple[dict[str, EyeArrays], list[str] | None]:
 
 
 def _normalized_dir(root: Path) -> Path | None:
-    """``root/Data/Normalized``, or ``root`` itself when it holds ``pXX/dayYY.mat`` files."""
+    """``root/Data/Normalized``, or ``root`` itself when it holds ``pXX/dayYY.mat`` files.
+
+    Names are tested before anything is stat'ed, so detecting a large unrelated folder costs one
+    directory listing, not one stat per entry.
+    """
     for folder in (root / "Data" / "Normalized", root):
         if folder.is_dir() and any(
-            p.is_dir() and _PERSON.match(p.name) and any(p.glob("day*.mat")) for p in folder.iterdir()
+            _PERSON.match(p.name) and p.is_dir() and any(p.glob("day*.mat")) for p in folder.iterdir()
         ):
             return folder
     return None
@@ -217,16 +231,16 @@ class MPIIGazeLoader(DatasetLoader):
         flip_right: bool = True,
         rgb: bool = False,
     ) -> None:
-        if split not in ("all", "evaluation"):
+        if not isinstance(split, str) or split not in ("all", "evaluation"):
             raise ConfigError(f"mpiigaze: split must be 'all' or 'evaluation', got {split!r}")
-        if eyes not in ("both", *SIDES):
+        if not isinstance(eyes, str) or eyes not in ("both", *SIDES):
             raise ConfigError(f"mpiigaze: eyes must be 'both', 'left' or 'right', got {eyes!r}")
         self.split = split
         self.persons = _person_set(persons)
-        self.exclude_persons = _person_set(exclude_persons) or set()
+        self.exclude_persons = _person_set(exclude_persons, "exclude_persons") or set()
         self.sides = SIDES if eyes == "both" else (eyes,)
-        self.flip_right = bool(flip_right)
-        self.rgb = bool(rgb)
+        self.flip_right = bool_option(self.name, "flip_right", flip_right)
+        self.rgb = bool_option(self.name, "rgb", rgb)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -243,7 +257,8 @@ class MPIIGazeLoader(DatasetLoader):
 
     # --- units ----------------------------------------------------------------------------
     def _person_dirs(self, normalized: Path) -> list[tuple[int, Path]]:
-        found = {int(m.group(1)): p for p in normalized.iterdir() if p.is_dir() and (m := _PERSON.match(p.name))}
+        # The name test first: one stat per pXX folder, not per entry of a large folder.
+        found = {int(m.group(1)): p for p in normalized.iterdir() if (m := _PERSON.match(p.name)) and p.is_dir()}
         missing = (self.persons or set()) - set(found)
         if missing:
             raise DataError(f"{normalized}: no folder for person(s) {', '.join(f'p{i:02d}' for i in sorted(missing))}; "
@@ -292,6 +307,11 @@ class MPIIGazeLoader(DatasetLoader):
                 if samples:
                     units.append(Unit(f"{person_dir.name}/{day}", by_name[day], DayInfo(person, samples)))
         return units
+
+    def unit_size(self, unit: Unit) -> int | None:
+        """The evaluation split's listed samples; None for a whole day (its size is in the file)."""
+        samples = unit.info.samples
+        return None if samples is None else len(samples)
 
     # --- reading --------------------------------------------------------------------------
     def _selection(self, unit: Unit, names: list[str] | None, n: int) -> list[tuple[str, int]]:

@@ -27,7 +27,7 @@ from simgan_gaze.datasets.conventions import (
     unity_to_camera,
 )
 from simgan_gaze.datasets.crop import crop_affine, eye_crop_matrix, transform_points
-from simgan_toolkit.data.loader import DatasetLoader, Unit
+from simgan_toolkit.data.loader import DatasetLoader, Unit, bool_option
 from simgan_toolkit.errors import DataError
 from simgan_toolkit.task import LabelledImages
 
@@ -37,6 +37,8 @@ LANDMARK_COUNTS = {"interior_margin_2d": 16, "caruncle_2d": 7, "iris_2d": 32}
 OUTER_CORNER = 8
 N_PCA_COEFFS = 20
 N_LANDMARKS = sum(LANDMARK_COUNTS.values())
+#: A crop box with less than this fraction of its area inside the frame is refused.
+MIN_CROP_INSIDE = 0.5
 
 _NUMBERED = re.compile(r"^\d+$")
 
@@ -228,17 +230,21 @@ def crop_record(record: UnityEyesRecord, image: Tensor, rgb: bool, source: str =
         source: the file named if ``look_vec`` is zero.
 
     Raises:
-        ValueError: degenerate landmarks (the corners share an x), reported by the caller.
+        ValueError: degenerate landmarks (the corners share an x), or a crop box lying mostly
+            outside the frame; reported by the caller.
     """
     from kornia.color import rgb_to_grayscale
 
-    height = image.shape[1]
+    height, width = image.shape[1], image.shape[2]
     points = screen_to_image(torch.cat([record.interior_margin, record.caruncle, record.iris]), height)
     margin = points[: LANDMARK_COUNTS["interior_margin_2d"]]
     caruncle = points[len(margin) : len(margin) + LANDMARK_COUNTS["caruncle_2d"]]
     iris = points[len(margin) + len(caruncle) :]
     centre = (margin.min(dim=0).values + margin.max(dim=0).values) / 2
     matrix = eye_crop_matrix(caruncle.mean(dim=0), margin[OUTER_CORNER], centre, (EYE_HEIGHT, EYE_WIDTH))
+    inside = _fraction_inside(matrix, width, height)
+    if inside < MIN_CROP_INSIDE:
+        raise ValueError(f"only {100 * inside:.0f}% of the crop box lies inside the {width} x {height} frame")
     crop = crop_affine(image.float(), matrix, (EYE_HEIGHT, EYE_WIDTH))[None]  # (1, 3, 35, 55), 0..255
     if not rgb:
         crop = rgb_to_grayscale(crop / 255.0) * 255.0
@@ -246,6 +252,24 @@ def crop_record(record: UnityEyesRecord, image: Tensor, rgb: bool, source: str =
     labels["pupil_centre"] = transform_points(iris.mean(dim=0, keepdim=True), matrix).float()
     labels["landmarks"] = transform_points(points, matrix).float()[None]
     return LabelledImages(intensities_to_unit_range(crop), labels)
+
+
+def _fraction_inside(matrix: Tensor, width: int, height: int) -> float:
+    """Fraction of the crop box (the output's pixel area mapped back to the frame) inside the
+    frame's pixel area ``[-0.5, W - 0.5] x [-0.5, H - 0.5]`` (a scale-and-translation matrix)."""
+    s, tx, ty = float(matrix[0, 0]), float(matrix[0, 2]), float(matrix[1, 2])
+    x0, x1 = (-0.5 - tx) / s, (EYE_WIDTH - 0.5 - tx) / s
+    y0, y1 = (-0.5 - ty) / s, (EYE_HEIGHT - 0.5 - ty) / s
+    overlap_x = max(0.0, min(x1, width - 0.5) - max(x0, -0.5))
+    overlap_y = max(0.0, min(y1, height - 0.5) - max(y0, -0.5))
+    return overlap_x * overlap_y / ((x1 - x0) * (y1 - y0))
+
+
+def landmark_bounds(record: UnityEyesRecord) -> tuple[float, float, float, float]:
+    """``(x_min, x_max, y_min, y_max)`` of all 2-D landmarks, Unity screen pixels."""
+    points = torch.cat([record.interior_margin, record.caruncle, record.iris])[:, :2]
+    low, high = points.min(dim=0).values, points.max(dim=0).values
+    return float(low[0]), float(high[0]), float(low[1]), float(high[1])
 
 
 def _numbered(paths: Iterator[Path]) -> list[Path]:
@@ -285,7 +309,7 @@ class UnityEyesLoader(DatasetLoader):
     name = "unityeyes"
 
     def __init__(self, rgb: bool = False) -> None:
-        self.rgb = bool(rgb)
+        self.rgb = bool_option(self.name, "rgb", rgb)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -316,7 +340,18 @@ class UnityEyesLoader(DatasetLoader):
         if not jpg.exists():
             raise DataError(f"{unit.path}: its image {jpg.name} is missing (expected next to the JSON)")
         image = read_rgb_image(jpg)
+        height, width = image.shape[1], image.shape[2]
+        x0, x1, y0, y1 = landmark_bounds(record)
+        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+            raise DataError(
+                f"{unit.path}: landmarks span x {x0:.1f}..{x1:.1f}, y {y0:.1f}..{y1:.1f} (screen pixels), outside "
+                f"its image {jpg.name} of {width} x {height}: are the JSON and the JPEG from the same render "
+                "(same window size)?"
+            )
         try:
             return crop_record(record, image, self.rgb, f"{unit.path}: look_vec")
         except ValueError as exc:
-            raise DataError(f"{unit.path}: cannot crop the eye: {exc}") from None
+            raise DataError(f"{unit.path}: cannot crop the eye from {jpg.name} ({width} x {height}): {exc}") from None
+
+    def unit_size(self, unit: Unit) -> int:
+        return 1

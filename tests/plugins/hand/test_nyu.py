@@ -413,3 +413,50 @@ def test_bad_joint_data(train_copy: Path) -> None:
     (train_copy / "joint_data.mat").write_bytes(b"not a mat file at all")
     with pytest.raises(DataError, match="joint_data.mat"):
         NYUHandLoader().units(train_copy)
+
+
+def test_permuted_joint_names_are_followed_for_the_crop_centre_too(tmp_path: Path) -> None:
+    """A file listing the same joints in another order: PALM_3 (the crop centre) and the 14
+    evaluation joints are all found by name, so the crop is the same as with the standard order."""
+    folder = tmp_path / "train"
+    write_split(folder, CENTRES_UP[:1], [WALL_MM])
+    reference = read_frame(folder, mask="none")
+    xyz = fabricate_xyz(CENTRES_UP[:1])
+    perm = np.roll(np.arange(36), 1)  # file joint i is standard joint perm[i]
+    names = np.empty((1, 36), dtype=object)
+    names[0, :] = [NYU_JOINT_NAMES[i] for i in perm]
+    write_joint_data(folder, xyz[:, :, perm], joint_names=names)
+    out = read_frame(folder, mask="none")
+    centre = CENTRES_UP[0]
+    np.testing.assert_allclose(out.labels["centre_mm"][0].numpy(), [centre[0], -centre[1], centre[2]], atol=1e-4)
+    np.testing.assert_allclose(out.labels["joints_uvd"][0, 13].numpy(), [111.5, 111.5, 0.0], atol=1e-4)
+    for name in ("joints_uvd", "joints_xyz", "centre_mm"):
+        torch.testing.assert_close(out.labels[name], reference.labels[name])
+    torch.testing.assert_close(out.images, reference.images)
+
+
+def test_joint_uvd_is_checked_without_being_loaded(train_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from simgan_hand.nyu_files import load_joint_data
+
+    asked: list[object] = []
+    original = scipy.io.loadmat
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs.get("variable_names"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(scipy.io, "loadmat", recording)
+    data = load_joint_data(train_copy / "joint_data.mat")
+    assert asked and all(names is not None and "joint_uvd" not in names for names in asked)
+    assert data.palm_index == PALM_3 and data.frames == 2
+
+
+def test_non_finite_joints_are_a_bad_frame(train_copy: Path) -> None:
+    xyz = fabricate_xyz(CENTRES_UP)
+    xyz[0, 1, 5, 0] = np.nan  # frame 2, kinect 1
+    write_joint_data(train_copy, xyz)
+    loader = NYUHandLoader(mask="none")
+    units = loader.units(train_copy)
+    loader.read_unit(units[0])
+    with pytest.raises(DataError, match=r"joint_data.mat: frame 2: joint_xyz holds non-finite"):
+        loader.read_unit(units[1])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from typing import ClassVar
 
 import h5py
 import numpy as np
@@ -139,12 +140,12 @@ def test_skip_bad_counts_warns_and_keeps_the_rest(tmp_path, npz):
     expected = npz.write(tmp_path / "ds", COUNTS)
     bad = tmp_path / "ds" / "u01.npz"
     bad.write_bytes(b"garbage")
-    with pytest.warns(SkippedFilesWarning, match=r"^skipped 1 of 3 files \(first: .*u01\.npz: cannot read"):
+    with pytest.warns(SkippedFilesWarning, match=r"^skipped 1 of 3 units \(images not read: count unknown; first: .*u01\.npz: cannot read"):
         data, report = read_dataset(npz.Loader(), tmp_path / "ds", skip_bad=True, **_quiet())
     _same(data, LabelledImages(torch.cat([expected.images[:2], expected.images[5:]]), {"y": torch.cat([expected.labels["y"][:2], expected.labels["y"][5:]])}))
     assert report.read == 2 and report.images == 3
     assert [p for p, _ in report.skipped] == [str(bad)]
-    assert report.summary().startswith("skipped 1 of 3 files")
+    assert report.summary().startswith("skipped 1 of 3 units")
 
 
 def test_no_warning_when_nothing_skipped(tmp_path, npz):
@@ -227,7 +228,7 @@ def test_convert_round_trip_and_attributes(tmp_path, npz):
 def test_convert_skip_bad_records_the_count(tmp_path, npz):
     expected = npz.write(tmp_path / "ds", COUNTS)
     (tmp_path / "ds" / "u00.npz").write_bytes(b"garbage")
-    with pytest.warns(SkippedFilesWarning, match="skipped 1 of 3 files"):
+    with pytest.warns(SkippedFilesWarning, match="skipped 1 of 3 units"):
         report = _convert(npz.Loader(), tmp_path / "ds", tmp_path / "d.h5", skip_bad=True)
     _same(read_images_h5(tmp_path / "d.h5"), expected.subset(slice(2, 6)))
     assert read_attrs(tmp_path / "d.h5")["skipped_files"] == 1 and len(report.skipped) == 1
@@ -244,19 +245,35 @@ def test_convert_of_only_bad_files_leaves_nothing(tmp_path, npz):
 SEVEN = [2, 1, 3, 2, 1, 2, 2]  # 13 images in 7 units
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "error"])
+def _os_error_loader(npz, key: str | None = None):
+    """An npz loader whose unit ``key`` fails like a bad file would (an OSError)."""
+
+    class OSErrorAt(npz.Loader):
+        def read_unit(self, unit):
+            if unit.key == key:
+                self.reads.append(unit.key)
+                raise OSError("simulated failure")
+            return super().read_unit(unit)
+
+    return OSErrorAt()
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "bad-file", "bug"])
 def test_interrupted_convert_resumes_after_the_last_finished_unit(tmp_path, npz, how):
     expected = npz.write(tmp_path / "ds", SEVEN)
     out = tmp_path / "d.h5"
-    first = npz.Loader()
+    first = _os_error_loader(npz, "u05" if how == "bad-file" else None)
     if how == "ctrl-c":
         first.interrupt_at = "u05"
         with pytest.raises(KeyboardInterrupt):
             _convert(first, tmp_path / "ds", out, batch_units=2)
-    else:
-        first.fail_at = "u05"
-        with pytest.raises(DataError, match=r"u05\.npz.*simulated failure.*5 of 7 files converted so far.*rerun"):
+    elif how == "bad-file":
+        with pytest.raises(DataError, match=r"u05\.npz.*OSError: simulated failure.*5 of 7 files converted so far.*rerun"):
             _convert(first, tmp_path / "ds", out, batch_units=2)
+    else:  # a loader bug propagates as itself (not a 'bad file'), and the progress is kept
+        first.fail_at = "u05"
+        with pytest.raises(RuntimeError, match="simulated failure"):
+            _convert(first, tmp_path / "ds", out, batch_units=2, skip_bad=True)
     assert not out.exists()
     record = json.loads((tmp_path / "d.h5.partial.json").read_text())
     # Units u00-u03 were saved at batch ends, u04 when the error came: 2+1+3+2+1 images.
@@ -287,7 +304,7 @@ def test_resume_cuts_rows_written_after_the_last_record(tmp_path, npz):
             ds.resize(16, axis=0)
             ds[11:] = 7.0
     (tmp_path / "ds" / "u06.npz").write_bytes(b"junk")
-    with pytest.warns(SkippedFilesWarning, match="skipped 1 of 7 files"):
+    with pytest.warns(SkippedFilesWarning, match="skipped 1 of 7 units"):
         _convert(npz.Loader(), tmp_path / "ds", tmp_path / "d.h5", batch_units=2, skip_bad=True)
     _same(read_images_h5(tmp_path / "d.h5"), expected.subset(slice(0, 11)))
 
@@ -326,3 +343,138 @@ def test_stale_partial_without_record_starts_over(tmp_path, npz):
     convert_dataset(npz.Loader(), tmp_path / "ds", tmp_path / "d.h5", progress=False, say=notes.append)
     _same(read_images_h5(tmp_path / "d.h5"), expected)
     assert len(notes) == 1 and "removing an incomplete conversion" in notes[0]
+
+
+@pytest.mark.parametrize("where", ["after-rows", "after-record"])
+def test_interrupt_inside_a_save_never_writes_rows_twice(tmp_path, npz, monkeypatch, where):
+    """Ctrl-C arriving inside save() (after the rows, or after the record, before the in-memory
+    commit) makes the way out save again: that must not append the same rows a second time."""
+    from simgan_toolkit.data import reading
+
+    expected = npz.write(tmp_path / "ds", [2, 1, 3, 2])
+    out = tmp_path / "d.h5"
+    calls = {"n": 0}
+    if where == "after-rows":
+        original = h5py.File.flush
+
+        def flaky(self):
+            original(self)
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(h5py.File, "flush", flaky)
+    else:
+        original = reading._write_record
+
+        def flaky(path, state):
+            original(path, state)
+            calls["n"] += 1
+            if calls["n"] == 2:  # the first is the empty record written at the start
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(reading, "_write_record", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        _convert(npz.Loader(), tmp_path / "ds", out, batch_units=2)
+    monkeypatch.undo()
+    record = json.loads((tmp_path / "d.h5.partial.json").read_text())
+    assert (record["done"], record["count"]) == (2, 3)
+    with h5py.File(tmp_path / "d.h5.partial") as f:
+        assert f["images"].shape[0] == 3
+    _convert(npz.Loader(), tmp_path / "ds", out, batch_units=2)
+    _same(read_images_h5(out), expected)
+
+
+def test_fingerprint_has_one_definition():
+    from simgan_toolkit.data.reading import _fingerprint, _KeyHasher
+
+    keys = [f"k{i}" for i in range(7)]
+    hasher = _KeyHasher(keys)
+    for n in (0, 3, 3, 7, 2, 5):  # growing, repeated and shrinking prefixes
+        assert hasher.upto(n) == _fingerprint(keys[:n])
+    assert _fingerprint([]) != _fingerprint(["a"]) != _fingerprint(["a", "b"])
+
+
+def test_rerun_of_a_complete_conversion_does_nothing(tmp_path, npz):
+    expected = npz.write(tmp_path / "ds", COUNTS)
+    out = tmp_path / "d.h5"
+    _convert(npz.Loader(), tmp_path / "ds", out)
+    stamp = out.stat().st_mtime_ns
+    attrs = read_attrs(out)
+    assert attrs["source_units"] == 3 and len(attrs["source_fingerprint"]) == 64
+    again = npz.Loader()
+    notes: list[str] = []
+    report = convert_dataset(again, tmp_path / "ds", out, progress=False, say=notes.append)
+    assert again.reads == [] and out.stat().st_mtime_ns == stamp
+    assert len(notes) == 1 and "already converted" in notes[0] and "--restart" in notes[0]
+    assert report.already_converted and (report.read, report.images) == (3, 6)
+    # Other attributes asked for (here: kind) are not "this very conversion".
+    report = convert_dataset(npz.Loader(), tmp_path / "ds", out, progress=False, say=notes.append, attrs={"kind": "synthetic"})
+    assert not report.already_converted and read_attrs(out)["kind"] == "synthetic"
+    assert convert_dataset(npz.Loader(), tmp_path / "ds", out, progress=False, say=notes.append,
+                           attrs={"kind": "synthetic"}).already_converted
+    # Other input (here: another unit list) or --restart: converted again, the old file replaced.
+    convert_dataset(npz.Loader(), tmp_path / "ds", out, progress=False, say=notes.append)
+    npz.unit(tmp_path / "ds", "u03", np.zeros((1, 1, 12, 16), np.uint8))
+    notes.clear()
+    report = convert_dataset(npz.Loader(), tmp_path / "ds", out, progress=False, say=notes.append)
+    assert not report.already_converted and report.images == 7
+    assert any("will be replaced" in n for n in notes)
+    _same(read_images_h5(out).subset(slice(0, 6)), expected)
+    reader = npz.Loader()
+    report = _convert(reader, tmp_path / "ds", out, resume=False)
+    assert len(reader.reads) == 4 and report.images == 7
+
+
+@pytest.mark.parametrize("error", [TypeError("bug"), IndexError("bug"), RuntimeError("bug"), ZeroDivisionError()])
+def test_loader_bugs_are_never_counted_as_bad_files(tmp_path, npz, error):
+    npz.write(tmp_path / "ds", COUNTS)
+
+    class Buggy(npz.Loader):
+        def read_unit(self, unit):
+            if unit.key == "u01":
+                raise error
+            return super().read_unit(unit)
+
+    with pytest.raises(type(error)) as err:
+        read_dataset(Buggy(), tmp_path / "ds", skip_bad=True, **_quiet())
+    assert any("u01" in note for note in getattr(err.value, "__notes__", ["u01"]))
+    with pytest.raises(type(error)):
+        _convert(Buggy(), tmp_path / "ds", tmp_path / "d.h5", skip_bad=True)
+
+
+@pytest.mark.parametrize("error", [OSError("io"), KeyError("member"), EOFError(), ValueError("decode"), __import__("zlib").error("crc")])
+def test_file_errors_are_bad_files(tmp_path, npz, error):
+    npz.write(tmp_path / "ds", COUNTS)
+
+    class Broken(npz.Loader):
+        def read_unit(self, unit):
+            if unit.key == "u01":
+                raise error
+            return super().read_unit(unit)
+
+    with pytest.raises(DataError, match=rf"u01\.npz: cannot read \({type(error).__name__}"):
+        read_dataset(Broken(), tmp_path / "ds", **_quiet())
+    with pytest.warns(SkippedFilesWarning):
+        _, report = read_dataset(Broken(), tmp_path / "ds", skip_bad=True, **_quiet())
+    assert len(report.skipped) == 1
+
+
+def test_summary_counts_units_and_the_images_lost_when_known(tmp_path, npz):
+    npz.write(tmp_path / "ds", [2, 3, 1, 4])
+
+    class Sized(npz.Loader):
+        sizes: ClassVar[dict[str, int | None]] = {"u00": 2, "u01": 3, "u02": 1, "u03": 4}
+
+        def unit_size(self, unit):
+            return self.sizes[unit.key]
+
+    (tmp_path / "ds" / "u01.npz").write_bytes(b"junk")
+    (tmp_path / "ds" / "u02.npz").write_bytes(b"junk")
+    with pytest.warns(SkippedFilesWarning, match=r"^skipped 2 of 4 units \(4 images not read; first: .*u01\.npz: "):
+        _, report = read_dataset(Sized(), tmp_path / "ds", skip_bad=True, **_quiet())
+    assert (report.skipped_images, report.skipped_unsized) == (4, 0)
+    Sized.sizes = {"u00": 2, "u01": 3, "u02": None, "u03": 4}
+    with pytest.warns(SkippedFilesWarning, match=r"skipped 2 of 4 units \(at least 3 images not read; first"):
+        report = _convert(Sized(), tmp_path / "ds", tmp_path / "d.h5", skip_bad=True, batch_units=1)
+    assert (report.skipped_images, report.skipped_unsized, report.images) == (3, 1, 6)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 import torch
 
@@ -47,8 +49,8 @@ def _rows(data: LabelledImages) -> list[tuple[float, float]]:
     return [tuple(r) for r in data.labels["y"].tolist()]
 
 
-def test_a_sample_is_whole_units_in_seeded_order(tmp_path, npz):
-    expected = npz.write(tmp_path / "ds", [1] * 10)  # one image per unit, told apart by its label
+def test_a_sample_is_seeded_and_keeps_images_with_their_labels(tmp_path, npz):
+    expected = npz.write(tmp_path / "ds", [1] * 40)  # one image per unit, told apart by its label
     by_label = {tuple(y): i for i, y in enumerate(expected.labels["y"].tolist())}
     a = _load(npz, tmp_path / "ds", 4, seed=3)
     assert len(a) == 4
@@ -56,7 +58,48 @@ def test_a_sample_is_whole_units_in_seeded_order(tmp_path, npz):
     assert len(set(rows)) == 4
     assert torch.equal(a.images, expected.images[rows])  # images stay with their labels
     assert _rows(_load(npz, tmp_path / "ds", 4, seed=3)) == _rows(a)  # same seed, same sample
-    assert rows == torch.randperm(10, generator=torch.Generator().manual_seed(3))[:4].tolist()
+    assert _rows(_load(npz, tmp_path / "ds", 4, seed=4)) != _rows(a)
+
+
+def _unit_dataset(npz, root, units: int, per_unit: int):
+    """``units`` units of ``per_unit`` images each; label y = (unit, row in unit)."""
+    import numpy as np
+
+    root.mkdir(parents=True)
+    (root / npz.marker).write_text("")
+    for u in range(units):
+        y = np.stack([np.full(per_unit, u), np.arange(per_unit)], axis=1).astype(np.float32)
+        npz.unit(root, f"u{u:02d}", np.full((per_unit, 1, 12, 16), u, np.uint8), y)
+
+
+def test_a_sample_mixes_units_of_many_alike_images(tmp_path, npz):
+    """Units of many consecutive alike images (an MPIIGaze person-day, a Kaggle chunk): a small
+    sample must not come from one unit, nor be each unit's first rows."""
+    _unit_dataset(npz, tmp_path / "ds", units=6, per_unit=40)
+    data = _load(npz, tmp_path / "ds", 24, seed=0)
+    units = [int(u) for u, _ in _rows(data)]
+    assert len(data) == 24 and len(set(units)) >= 4
+    assert max(units.count(u) for u in set(units)) <= 12
+    assert any(row >= 24 for _, row in _rows(data))  # not just the head of each unit
+    assert torch.equal(data.images[:, 0, 0, 0], (torch.tensor(units, dtype=torch.float32) / 127.5 - 1))
+    assert _rows(_load(npz, tmp_path / "ds", 24, seed=0)) == _rows(data)
+
+
+def test_a_sample_of_a_large_dataset_reads_only_part_of_it(tmp_path, npz):
+    _unit_dataset(npz, tmp_path / "ds", units=40, per_unit=5)
+
+    class Counting(npz.Loader):
+        opened: ClassVar[list[str]] = []
+
+        def read_unit(self, unit):
+            Counting.opened.append(unit.key)
+            return super().read_unit(unit)
+
+    data = load_side(npz.registry(Counting), FakeTask({"y": (2,)}), "synthetic", DataSource(path=str(tmp_path / "ds")),
+                     10, 0, progress=False, say=lambda _: None)
+    assert len(data) == 10
+    assert len(Counting.opened) == 16  # at least 16 units and n + 2 units' worth of rows
+    assert len({u for u, _ in _rows(data)}) >= 5
 
 
 def test_fewer_images_than_asked_uses_all_and_says_so(tmp_path, npz):
@@ -102,5 +145,33 @@ def test_bad_file_names_the_side_or_is_skipped(tmp_path, npz):
     (tmp_path / "ds" / "u01.npz").write_bytes(b"junk")
     with pytest.raises(DataError, match=r"^data\.synthetic\.path .*u01\.npz: cannot read"):
         _load(npz, tmp_path / "ds", 3)
-    with pytest.warns(UserWarning, match="skipped 1 of 3 files"):
+    with pytest.warns(UserWarning, match="skipped 1 of 3 units"):
         assert len(_load(npz, tmp_path / "ds", 3, skip_bad=True)) == 2
+
+
+def test_a_unit_listing_error_names_the_side(tmp_path, npz):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(DataError, match=r"^data\.test\.path .*file.*: .*not an npz dataset folder"):
+        _load(npz, tmp_path / "file", 3, side="test", format="npz")
+
+
+def test_the_streamed_draw_keeps_the_n_rows_of_lowest_priority():
+    from simgan_toolkit.data.reading import _Reservoir
+
+    generator = torch.Generator().manual_seed(0)
+    reservoir, rows, priorities = _Reservoir(7), [], []
+    start = 0
+    for m in (3, 0, 2, 9, 1, 5):
+        ids = torch.arange(start, start + m, dtype=torch.float32)
+        start += m
+        priority = torch.rand(m, generator=generator, dtype=torch.float64)
+        reservoir.add(LabelledImages(ids.view(m, 1, 1, 1), {"id": ids}), priority)
+        rows.append(ids)
+        priorities.append(priority)
+    got = reservoir.result()
+    expected = torch.cat(rows)[torch.topk(torch.cat(priorities), 7, largest=False).indices]
+    assert sorted(got.labels["id"].tolist()) == sorted(expected.tolist())
+    assert torch.equal(got.images.flatten(), got.labels["id"])  # rows stay whole
+    small = _Reservoir(10)
+    small.add(LabelledImages(torch.zeros(3, 1, 1, 1), {}), torch.rand(3, dtype=torch.float64))
+    assert len(small.result()) == 3

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from simgan_gaze.datasets.kaggle_h5 import KaggleGazeLoader, KaggleRealGazeLoader, member_order
-from simgan_toolkit.errors import DataError
+from simgan_toolkit.errors import ConfigError, DataError
 
 
 def numbered_images(k: int) -> np.ndarray:
@@ -111,3 +111,79 @@ def test_bad_member_shape_names_member(tmp_path, write_kaggle_h5):
     loader = KaggleRealGazeLoader()
     with pytest.raises(DataError, match=rf"{path}: image/1.*\(36, 60\)"):
         loader.read_unit(loader.units(path)[0])
+
+
+def test_prefixed_names_are_read_in_natural_order(tmp_path, write_kaggle_h5):
+    """Names with a prefix ("img_10") sort by their number too, so labels stay with their images."""
+    names = [f"img_{i}" for i in range(12)]
+    path = write_kaggle_h5(tmp_path / "gaze.h5", numbered_images(12), names=names, look_vec=numbered_look_vec(12, 3))
+    loader = KaggleGazeLoader()
+    assert list(loader.units(path)[0].info.names) == names
+    images, labels = read_all(loader, path)
+    image_id = ((images[:, 0, 0, 0] + 1) * 127.5 / 10).round().int().tolist()
+    label_id = (torch.tan(-labels["pitch_yaw"][:, 1]) / 0.05).round().int().tolist()
+    assert image_id == label_id == list(range(12))
+    assert sorted(["img_10", "img_2", "img_1b", "img_1a"], key=member_order) == ["img_1a", "img_1b", "img_2", "img_10"]
+
+
+def test_labelled_file_with_unnumbered_or_clashing_names_is_refused(tmp_path, write_kaggle_h5):
+    path = write_kaggle_h5(tmp_path / "gaze.h5", numbered_images(3), names=["a", "b", "c"], look_vec=numbered_look_vec(3, 3))
+    with pytest.raises(DataError, match=rf"{path}: cannot tell which 'look_vec' row.*image/a.*no number.*kaggle_real_gaze"):
+        KaggleGazeLoader().units(path)
+    assert len(KaggleRealGazeLoader().units(path)[0].info.names) == 3  # unlabelled: order does not matter
+    path = write_kaggle_h5(tmp_path / "gaze2.h5", numbered_images(3), names=["1", "01", "2"], look_vec=numbered_look_vec(3, 3))
+    with pytest.raises(DataError, match=r"image/01 and image/1 have the same number"):
+        KaggleGazeLoader().units(path)
+
+
+def test_member_order_is_cross_checked_against_path(tmp_path, write_kaggle_h5):
+    path = write_kaggle_h5(tmp_path / "gaze.h5", numbered_images(4), look_vec=numbered_look_vec(4, 3))
+    with h5py.File(path, "r+") as f:  # rows listed in another order than the member numbers
+        del f["path"]
+        f.create_dataset("path", data=["imgs/0.jpg", "imgs/2.jpg", "imgs/1.jpg", "imgs/3.jpg"], dtype=h5py.string_dtype())
+    with pytest.raises(DataError, match=rf"{path}: member order and 'path' disagree: image/1 .*path row 2"):
+        KaggleGazeLoader().units(path)
+    with h5py.File(path, "r+") as f:  # numbers unrelated to the names: nothing to cross-check
+        del f["path"]
+        f.create_dataset("path", data=[f"imgs/{n}.jpg" for n in (17, 5, 9, 12)], dtype=h5py.string_dtype())
+    assert len(KaggleGazeLoader().units(path)) == 1
+
+
+@pytest.mark.parametrize(
+    ("pixels", "ok"),
+    [
+        (np.full((35, 55), 200.0, np.float32), True),  # 0..255 stored as float: the uint8 convention
+        (np.full((35, 55), 0.8, np.float32), False),  # [0, 1]-scaled
+        (np.full((35, 55), -0.5, np.float32), False),  # [-1, 1]-scaled
+        (np.full((35, 55), 300, np.uint16), False),
+    ],
+)
+def test_float_and_wide_images_must_hold_0_255_intensities(tmp_path, write_kaggle_h5, pixels, ok):
+    path = write_kaggle_h5(tmp_path / "real_gaze.h5", [pixels])
+    loader = KaggleRealGazeLoader()
+    if ok:
+        assert float(loader.read_unit(loader.units(path)[0]).images[0, 0, 0, 0]) == pytest.approx(200 / 127.5 - 1)
+    else:
+        with pytest.raises(DataError, match=rf"{path}: image/0: .*(0\.\.255|\[0, 1\])"):
+            loader.read_unit(loader.units(path)[0])
+
+
+def test_look_vec_y_convention_is_an_option(tmp_path, write_kaggle_h5):
+    path = write_kaggle_h5(tmp_path / "gaze.h5", numbered_images(2), look_vec=numbered_look_vec(2, 3))
+    up = KaggleGazeLoader()
+    down = KaggleGazeLoader(look_vec_y="down")
+    assert float(up.read_unit(up.units(path)[0]).labels["gaze"][0, 1]) < 0  # Unity y up -> OpenCV y down
+    assert float(down.read_unit(down.units(path)[0]).labels["gaze"][0, 1]) > 0  # taken as is
+    with pytest.raises(ConfigError, match="look_vec_y"):
+        KaggleGazeLoader(look_vec_y="sideways")
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [({"chunk_size": [1]}, "chunk_size must be an integer"), ({"chunk_size": "10"}, "chunk_size must be an integer"),
+     ({"chunk_size": True}, "chunk_size must be an integer"), ({"chunk_size": 0}, "chunk_size must be >= 1"),
+     ({"rgb": "false"}, "rgb must be true or false, got 'false'"), ({"rgb": 1}, "rgb must be true or false")],
+)
+def test_options_of_the_wrong_type_are_config_errors(options, needle):
+    with pytest.raises(ConfigError, match=needle):
+        KaggleRealGazeLoader(**options)

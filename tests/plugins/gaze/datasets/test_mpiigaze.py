@@ -183,3 +183,80 @@ def test_truncated_mat(tmp_path, write_mpiigaze_day):
 def test_not_mpiigaze(tmp_path):
     with pytest.raises(DataError, match="Data/Normalized"):
         MPIIGazeLoader().units(tmp_path)
+
+
+def test_options_must_have_their_types():
+    with pytest.raises(ConfigError, match="flip_right must be true or false, got 'false'"):
+        MPIIGazeLoader(flip_right="false")
+    with pytest.raises(ConfigError, match="rgb must be true or false"):
+        MPIIGazeLoader(rgb=0)
+    with pytest.raises(ConfigError, match="option persons"):
+        MPIIGazeLoader(persons=3.5)
+    with pytest.raises(ConfigError, match="split"):
+        MPIIGazeLoader(split=["all"])
+
+
+def test_detect_tests_names_before_stat(tmp_path, write_mpiigaze_day, monkeypatch):
+    """Detecting a large unrelated folder must not stat every entry."""
+    from pathlib import Path
+
+    write_mpiigaze_day(tmp_path, 0, 1, n=1)
+    for folder in (tmp_path / "Data" / "Normalized", tmp_path / "other"):
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(30):
+            (folder / f"file{i}.txt").write_text("")
+    stat_calls: list[str] = []
+    original = Path.is_dir
+
+    def counting(self):
+        stat_calls.append(self.name)
+        return original(self)
+
+    monkeypatch.setattr(Path, "is_dir", counting)
+    assert not MPIIGazeLoader.detect(tmp_path / "other")
+    assert MPIIGazeLoader.detect(tmp_path)
+    assert not [name for name in stat_calls if name.startswith("file")]
+    MPIIGazeLoader().units(tmp_path)
+    assert not [name for name in stat_calls if name.startswith("file")]
+
+
+def test_a_run_sample_mixes_persons_and_days(tmp_path, write_mpiigaze_day):
+    """A unit is a person-day, left eyes then right eyes: a small sample of a run side must still
+    mix persons and eyes rather than be the head of one day file."""
+    from simgan_toolkit.config import DataSource
+    from simgan_toolkit.data.sources import load_side
+    from simgan_toolkit.plugin import get_registry
+
+    for person in range(3):
+        for day in (1, 2):
+            write_mpiigaze_day(tmp_path, person, day, n=40, seed=10 * person + day)
+    registry = get_registry()
+    data = load_side(registry, registry.create("task", "gaze"), "synthetic", DataSource(path=str(tmp_path), format="mpiigaze"),
+                     64, 0, progress=False, say=lambda _: None)
+    assert len(data) == 64
+    persons = data.labels["person"].tolist()
+    assert set(persons) == {0, 1, 2} and max(persons.count(p) for p in set(persons)) <= 40
+    assert set(data.labels["eye"].tolist()) == {0, 1}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"pose": np.full((2, 3), np.nan)}, r"data\.right\.pose holds non-finite"),
+        ({"image": np.full((2, 36, 60), 300.0)}, r"data\.right\.image must hold 0\.\.255"),
+        ({"image": np.array([[["x"] * 60] * 36] * 2)}, r"data\.right\.image must be numeric"),
+    ],
+)
+def test_bad_values_are_data_errors_naming_the_file(tmp_path, write_mpiigaze_day, override, message):
+    path = write_mpiigaze_day(tmp_path, 0, 1, n=2, right=override)
+    loader = MPIIGazeLoader()
+    with pytest.raises(DataError, match=rf"{path}: {message}"):
+        loader.read_unit(loader.units(tmp_path)[0])
+
+
+def test_unit_size_is_known_for_the_evaluation_split(tmp_path, write_mpiigaze_day, write_evaluation_list):
+    write_mpiigaze_day(tmp_path, 0, 1, n=3)
+    write_evaluation_list(tmp_path, 0, ["day01/0001.jpg left", "day01/0002.jpg right", "day01/0003.jpg right"])
+    assert MPIIGazeLoader().unit_size(MPIIGazeLoader().units(tmp_path)[0]) is None
+    loader = MPIIGazeLoader(split="evaluation", eyes="right")
+    assert loader.unit_size(loader.units(tmp_path)[0]) == 2

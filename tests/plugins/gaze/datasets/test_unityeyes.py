@@ -194,3 +194,36 @@ def test_non_string_values_from_forks_are_accepted(tmp_path, write_unityeyes, un
     assert r.head_pose.tolist() == pytest.approx([355.077, 203.8451, 0.0]) and r.pupil_size == 0.1
     assert not math.isnan(r.iris_size)
     json.loads(path.read_text())  # the fabricated file stays valid JSON
+
+
+def test_json_of_another_render_size_is_refused(tmp_path, write_unityeyes, unityeyes_json, unityeyes_image):
+    """JSON of a 1280x960 render beside a 640x480 JPEG: the crop would be black with plausible
+    labels; refuse it, naming the file, the image size and where the landmarks are."""
+    path = write_unityeyes(tmp_path / "imgs", 1, doc=unityeyes_json(1280, 960), image=unityeyes_image(640, 480))
+    loader = UnityEyesLoader()
+    with pytest.raises(DataError) as err:
+        loader.read_unit(loader.units(tmp_path)[0])
+    message = str(err.value)
+    assert str(path) in message and "1.jpg of 640 x 480" in message
+    assert "landmarks span x 498.6..760.0, y 430.0..530.0" in message
+
+
+def test_crop_box_mostly_outside_the_frame_is_refused(tmp_path, write_unityeyes, unityeyes_image):
+    from simgan_gaze.datasets.crop import eye_crop_matrix
+    from simgan_gaze.datasets.unityeyes import _fraction_inside, crop_record
+
+    record = parse_unityeyes_json(write_unityeyes(tmp_path / "imgs", 1))
+    frame = torch.from_numpy(unityeyes_image(640, 480)).permute(2, 0, 1)
+    with pytest.raises(ValueError, match=r"only \d+% of the crop box lies inside the 330 x 250 frame"):
+        crop_record(record, frame[:, :250, :330].contiguous(), rgb=False)  # the eye sits at the corner
+    # Box 1.5 * 110 = 165 wide, 105 high, centred on (100, 100): x 17.5..182.5, y 47.5..152.5.
+    m = eye_crop_matrix(torch.tensor([0.0, 0.0]), torch.tensor([110.0, 0.0]), torch.tensor([100.0, 100.0]), (35, 55))
+    assert _fraction_inside(m, 640, 480) == pytest.approx(1.0)
+    assert _fraction_inside(m, 100, 480) == pytest.approx((99.5 - 17.5) / 165)
+
+
+def test_rgb_option_must_be_a_bool():
+    from simgan_toolkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="rgb must be true or false, got 'false'"):
+        UnityEyesLoader(rgb="false")
