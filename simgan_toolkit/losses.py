@@ -13,6 +13,7 @@ of image size and patch-map size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -78,6 +79,22 @@ class SimGANLoss:
         adversarial = local_adversarial_loss(logits_refined, REAL)
         regularization = self.regularization(psi_refined, psi_synthetic)
         return RefinerLoss(adversarial + lam * regularization, adversarial, regularization)
+
+    def regularization_from_images(self, refined: Tensor, synthetic: Tensor, psi: Callable[[Tensor], Tensor]) -> Tensor:
+        """The self-regularisation term from images (N, C, H, W): ``psi`` is applied here, so an
+        implementation may fuse a known psi (e.g. image gradients) into its kernel. The default
+        computes ``psi(synthetic)`` without gradient and calls :meth:`regularization`."""
+        with torch.no_grad():
+            psi_synthetic = psi(synthetic)
+        return self.regularization(psi(refined), psi_synthetic)
+
+    def refiner_loss_from_images(
+        self, logits_refined: Tensor, refined: Tensor, synthetic: Tensor, psi: Callable[[Tensor], Tensor], lam: float,
+    ) -> RefinerLoss:
+        """L_R from D's logits and the images (N, C, H, W); see :meth:`regularization_from_images`."""
+        with torch.no_grad():
+            psi_synthetic = psi(synthetic)
+        return self.refiner_loss(logits_refined, psi(refined), psi_synthetic, lam)
 
     def discriminator_loss(self, logits_refined: Tensor, logits_real: Tensor) -> Tensor:
         """L_D: refined patches are class 1, real patches class 0. Scalar.

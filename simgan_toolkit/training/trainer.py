@@ -147,16 +147,13 @@ class SimGANTrainer:
         self.discriminator.requires_grad_(False)
         x = self._batch(self.synthetic)
         refined = self._refine(x)
-        psi_refined = self.psi(refined)
-        with torch.no_grad():
-            psi_synthetic = self.psi(x)
         if adversarial:
             logits = self.discriminator(refined)
-            parts = self.loss.refiner_loss(logits, psi_refined, psi_synthetic, self.cfg.lam)
+            parts = self.loss.refiner_loss_from_images(logits, refined, x, self.psi, self.cfg.lam)
             total, metrics = parts.total, {"loss_r": parts.total, "loss_r_adv": parts.adversarial, "loss_r_reg": parts.regularization}
             metrics["d_fooled"] = _patch_accuracy(logits.detach(), REAL)
         else:
-            reg = self.loss.regularization(psi_refined, psi_synthetic)
+            reg = self.loss.regularization_from_images(refined, x, self.psi)
             total, metrics = reg, {"loss_r_reg": reg}
         self.opt_r.zero_grad(set_to_none=True)
         total.backward()

@@ -118,3 +118,22 @@ def test_discriminator_loss_halves_of_different_sizes_are_averaged_separately():
     real = torch.zeros(3, 2, 1, 1)
     real[:, REAL] = 40.0
     assert SimGANLoss().discriminator_loss(refined, real).item() == pytest.approx(math.log(2), rel=1e-6)
+
+
+def test_image_level_api_applies_psi_and_matches_the_feature_level_losses():
+    """The default ``*_from_images`` methods apply psi (no gradient through psi(synthetic)) and
+    give exactly the feature-level values, so accelerated losses can fuse psi safely."""
+    torch.manual_seed(0)
+    loss = SimGANLoss()
+    refined = torch.randn(2, 1, 6, 7, requires_grad=True)
+    synthetic = torch.randn(2, 1, 6, 7, requires_grad=True)
+    logits = torch.randn(2, 2, 3, 3)
+    psi = lambda x: 2.0 * x  # noqa: E731
+    parts = loss.refiner_loss_from_images(logits, refined, synthetic, psi, lam=0.5)
+    expected = loss.refiner_loss(logits, psi(refined), psi(synthetic).detach(), lam=0.5)
+    assert torch.equal(parts.total, expected.total)
+    # Hand-computed regularisation: mean |2r - 2s| = 2 * mean |r - s|.
+    reg = loss.regularization_from_images(refined, synthetic, psi)
+    assert torch.allclose(reg, 2 * (refined - synthetic).abs().mean())
+    reg.backward()
+    assert refined.grad is not None and synthetic.grad is None
