@@ -46,7 +46,7 @@ def run_ablations(ctx: BenchContext, sim2real: dict[str, Any], artefacts: dict[s
     realism part).
     """
     cfg = ctx.config
-    reference = f"SimGAN, as configured (local D, psi = {cfg.feature.name}, lambda = {cfg.train.lam:g}, K_g = {cfg.train.k_g})"
+    reference = f"SimGAN, as configured ({cfg.discriminator.name} D, psi = {cfg.feature.name}, lambda = {cfg.train.lam:g}, K_g = {cfg.train.k_g})"
     rows: dict[str, dict[str, Any]] = {reference: {**sim2real["refined (SimGAN)"], "group": "reference"}}
     runs: list[RefinerRun] = []
     ctx.say(f"[{cfg.task}] ablations")

@@ -18,6 +18,7 @@ import kornia.augmentation as K
 import torch
 from torch import Tensor
 
+from simgan_toolkit.errors import ConfigError
 from simgan_toolkit.task import ImageSpec
 
 from benchmarks.context import BenchContext
@@ -67,13 +68,15 @@ def choose_noise_sigma(ctx: BenchContext) -> dict[str, Any]:
 
     Returns ``{"sigma": best, "validation": {sigma: metric}}``.
     """
+    if not ctx.suite.noise_sigmas:
+        raise ConfigError(f"suite {ctx.suite.name!r} lists no noise_sigmas for the Gaussian-noise baseline")
     metric = ctx.task.primary_metric.name
     scores: dict[float, float] = {}
     for sigma in ctx.suite.noise_sigmas:
         model = train_one(ctx, ctx.base_synthetic(), ctx.config.seed, gaussian_noise(sigma, ctx.task.image_spec))
         scores[sigma] = evaluate_estimator(ctx.task, model, ctx.val)[metric]
         ctx.say(f"  noise sigma {sigma}: validation {metric} {scores[sigma]:.3f}")
-    best = scores and next(iter(scores))
+    best = next(iter(scores))
     for sigma, value in scores.items():
         if better(ctx, value, scores[best]):
             best = sigma

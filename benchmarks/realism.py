@@ -85,7 +85,7 @@ def visual_turing_test(
     g = torch.Generator().manual_seed(seed)
     model = RealnessClassifier(spec.channels).to(real.device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    half = max(1, batch_size // 2)
+    half = max(1, min(batch_size // 2, n))  # no bigger than the training half
     model.train()
     for _ in range(steps):
         i, j = torch.randint(n, (half,), generator=g), torch.randint(n, (half,), generator=g)

@@ -19,7 +19,9 @@ def _pm(row: dict[str, Any], key: str) -> str:
 
 
 def _gap(value: float | None) -> str:
-    return "n/a" if value is None else f"{round(100 * value) + 0:.0f} %"  # + 0 turns -0 into 0
+    if value is None or value != value:  # no gap, or a NaN metric
+        return "n/a"
+    return f"{round(100 * value) + 0:.0f} %"  # + 0 turns -0 into 0
 
 
 def table_markdown(rows: dict[str, Any], primary: str, extra: tuple[str, ...] = ()) -> list[str]:

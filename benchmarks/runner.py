@@ -90,15 +90,21 @@ def run_suite(
 ) -> dict[str, Any]:
     """Run ``parts`` of ``suite`` for ``tasks`` into ``out``; writes results.json/.md and plots."""
     unknown = set(parts) - set(PARTS)
-    if unknown:
-        raise ConfigError(f"unknown benchmark parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    if unknown or not parts:
+        raise ConfigError(f"unknown benchmark parts {sorted(unknown) or 'none given'}; choose from {', '.join(PARTS)}")
+    if not tasks:
+        raise ConfigError("no task given; name one or more registered tasks, or 'all'")
+    # Ablations and realism reuse the sim-to-real rows (reference row, refiners, estimators).
+    if {"ablations", "realism"} & set(parts):
+        parts = ("sim2real", *parts)
+    parts = tuple(p for p in PARTS if p in parts)  # canonical order, no repeats
     if (out / "results.json").exists():
         raise ConfigError(f"{str(out)!r} already holds benchmark results; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     results: dict[str, Any] = {"suite": suite.name, "command": command, "parts": list(parts),
                                "environment": environment_info(device), "tasks": {}}
-    if parts != ("speed",):
+    if set(parts) - {"speed"}:
         for task in tasks:
             results["tasks"][task] = run_task(task, suite, registry, device, out, parts, say, extra)
             write_json(results, out / "results.partial.json")  # a crash keeps the finished tasks

@@ -1,0 +1,202 @@
+"""benchmarks.realism: unbiased MMD^2 by hand, KID, the visual Turing test and pooled features."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from benchmarks.realism import (
+    RealnessClassifier,
+    kid,
+    mmd2_unbiased,
+    pooled_features,
+    visual_turing_test,
+)
+from simgan_toolkit.task import ImageSpec
+
+
+def _t(rows):
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+# ---------------------------------------------------------------- mmd2_unbiased
+
+
+def test_mmd2_unbiased_1d_by_hand():
+    # d = 1, k(a, b) = (a b + 1)^3.  x = {0, 1}, y = {2, 3}.
+    # xx off-diagonal: k(0,1) = 1 (twice)                 -> 2 / (2*1) = 1
+    # yy off-diagonal: k(2,3) = 7^3 = 343 (twice)          -> 686 / 2 = 343
+    # xy: k(0,2)=1, k(0,3)=1, k(1,2)=27, k(1,3)=64 = 93    -> mean 93/4 = 23.25
+    # MMD^2 = 1 + 343 - 2 * 23.25 = 297.5
+    assert mmd2_unbiased(_t([[0.0], [1.0]]), _t([[2.0], [3.0]])).item() == pytest.approx(297.5)
+
+
+def test_mmd2_unbiased_2d_unequal_sizes_by_hand():
+    # d = 2, k(a, b) = (a.b / 2 + 1)^3.  x = {(1,0), (0,1)}, y = {(1,1), (0,0), (2,0)}.
+    # xx: x1.x2 = 0 -> 1, twice                            -> 2 / (2*1) = 1
+    # yy: y1.y2 = 0 -> 1, y1.y3 = 2 -> 8, y2.y3 = 0 -> 1   -> 2 * 10 / (3*2) = 10/3
+    # xy: x1: 1 -> 1.5^3 = 3.375, 0 -> 1, 2 -> 8; x2: 1 -> 3.375, 0 -> 1, 0 -> 1; sum 17.75 -> mean 17.75/6
+    # MMD^2 = 1 + 10/3 - 2 * 17.75 / 6 = -1.58333...  (unbiased: it can be negative)
+    value = mmd2_unbiased(_t([[1, 0], [0, 1]]), _t([[1, 1], [0, 0], [2, 0]])).item()
+    assert value == pytest.approx(1 + 10 / 3 - 2 * 17.75 / 6)
+    assert value < 0
+
+
+def test_mmd2_unbiased_excludes_the_diagonal():
+    # identical two-point samples: biased MMD^2 would be 0; the unbiased one is
+    # k(0,1) + k(0,1) - 2 * mean(k(0,0), k(0,1), k(1,0), k(1,1)) = 1 + 1 - 2 * (1 + 1 + 1 + 8) / 4 = -3.5
+    x = _t([[0.0], [1.0]])
+    assert mmd2_unbiased(x, x.clone()).item() == pytest.approx(-3.5)
+
+
+def test_mmd2_unbiased_is_symmetric():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(7, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64) + 0.5
+    assert mmd2_unbiased(x, y).item() == pytest.approx(mmd2_unbiased(y, x).item())
+
+
+# ---------------------------------------------------------------- kid
+
+
+def test_kid_with_subsets_capped_at_both_sets_is_1000_times_mmd2():
+    # subset_size 100 is capped at 3 = both set sizes: every subset is a permutation of the whole
+    # sets, MMD^2 is permutation invariant, so every subset gives the same value and std is 0
+    x, y = _t([[0.0], [1.0], [0.5]]), _t([[2.0], [3.0], [2.5]])
+    mean, std = kid(x, y, subsets=4, subset_size=100)
+    assert mean == pytest.approx(1000 * mmd2_unbiased(x, y).item())
+    assert std == pytest.approx(0.0, abs=1e-6)
+
+
+def test_kid_caps_subsets_at_the_smaller_set():
+    x, y = _t([[0.0], [1.0], [0.5]]), _t([[2.0], [3.0], [2.5], [9.0], [-4.0]])
+    mean, std = kid(x, y, subsets=6, subset_size=100, seed=0)  # subsets of y of size 3
+    g = torch.Generator().manual_seed(0)
+    expected = []
+    for _ in range(6):
+        i, j = torch.randperm(3, generator=g)[:3], torch.randperm(5, generator=g)[:3]
+        expected.append(1000 * mmd2_unbiased(x[i], y[j]).item())
+    assert mean == pytest.approx(sum(expected) / 6)
+    assert std == pytest.approx(torch.tensor(expected).std().item())
+    assert std > 0
+
+
+def test_kid_one_subset_has_zero_std():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(20, 4, generator=g), torch.randn(20, 4, generator=g)
+    assert kid(x, y, subsets=1, subset_size=10)[1] == 0.0
+
+
+def test_kid_near_zero_for_one_distribution_and_large_for_shifted_ones():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(500, 8, generator=g, dtype=torch.float64), torch.randn(500, 8, generator=g, dtype=torch.float64)
+    same, _ = kid(x, y, subsets=10, subset_size=200)
+    shifted, _ = kid(x, y + 1.0, subsets=10, subset_size=200)
+    scaled, _ = kid(x, 2 * y, subsets=10, subset_size=200)
+    # measured: |same| ~ 5-20 (noise), shifted ~ 8000, scaled ~ 3400
+    assert abs(same) < 60
+    assert shifted > 2000 and scaled > 1000
+    assert shifted > 50 * abs(same)
+
+
+def test_kid_is_deterministic_for_a_seed():
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(50, 4, generator=g), torch.randn(60, 4, generator=g)
+    assert kid(x, y, subsets=5, subset_size=20, seed=3) == kid(x, y, subsets=5, subset_size=20, seed=3)
+    assert kid(x, y, subsets=5, subset_size=20, seed=3) != kid(x, y, subsets=5, subset_size=20, seed=4)
+
+
+@pytest.mark.parametrize(("n_real", "n_other"), [(1, 10), (10, 1), (0, 5)])
+def test_kid_needs_two_samples_per_set(n_real, n_other):
+    with pytest.raises(ValueError, match="at least 2"):
+        kid(torch.randn(n_real, 3), torch.randn(n_other, 3))
+
+
+def test_kid_with_two_samples_each_works():
+    mean, _ = kid(_t([[0.0], [1.0]]), _t([[2.0], [3.0]]), subsets=2)
+    assert mean == pytest.approx(297.5 * 1000)
+
+
+# ---------------------------------------------------------------- visual_turing_test
+
+SPEC8 = ImageSpec(channels=1, height=8, width=8)
+
+
+def test_visual_turing_test_separates_trivially_different_sets():
+    g = torch.Generator().manual_seed(0)
+    bright = 0.8 + 0.05 * torch.randn(200, 1, 8, 8, generator=g)
+    dark = -0.8 + 0.05 * torch.randn(200, 1, 8, 8, generator=g)
+    assert visual_turing_test(bright, dark, SPEC8, steps=50) >= 95.0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_visual_turing_test_is_near_chance_for_one_distribution(seed):
+    g = torch.Generator().manual_seed(100 + seed)
+    a = (0.3 * torch.randn(200, 1, 8, 8, generator=g)).clamp(-1, 1)
+    b = (0.3 * torch.randn(200, 1, 8, 8, generator=g)).clamp(-1, 1)
+    accuracy = visual_turing_test(a, b, SPEC8, steps=50, seed=seed)
+    assert 30.0 <= accuracy <= 70.0  # measured 46-56 %
+
+
+def test_visual_turing_test_is_deterministic_and_on_the_held_out_halves():
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.rand(10, 1, 8, 8, generator=g), -torch.rand(13, 1, 8, 8, generator=g)
+    first = visual_turing_test(a, b, SPEC8, steps=5, seed=1)
+    assert first == visual_turing_test(a, b, SPEC8, steps=5, seed=1)
+    # n = min(10, 13) // 2 = 5 per class held out: accuracy is a multiple of 1/10
+    assert round(first / 10, 6) == round(first / 10)
+
+
+@pytest.mark.parametrize(("n_real", "n_other"), [(3, 100), (100, 3), (1, 1)])
+def test_visual_turing_test_needs_four_images_per_set(n_real, n_other):
+    with pytest.raises(ValueError, match="at least 4"):
+        visual_turing_test(torch.zeros(n_real, 1, 8, 8), torch.zeros(n_other, 1, 8, 8), SPEC8, steps=1)
+
+
+def test_visual_turing_test_with_four_images_each_works():
+    accuracy = visual_turing_test(torch.ones(4, 1, 8, 8), -torch.ones(4, 1, 8, 8), SPEC8, steps=1)
+    assert accuracy in (0.0, 25.0, 50.0, 75.0, 100.0)
+
+
+def test_realness_classifier_outputs_one_logit_per_image():
+    assert RealnessClassifier(3, width=4)(torch.zeros(5, 3, 35, 55)).shape == (5,)
+
+
+# ---------------------------------------------------------------- pooled_features
+
+
+class _Fake(nn.Module):
+    """``features(x)`` = (x, 2x) stacked as channels: (N, 1, H, W) -> (N, 2, H, W)."""
+
+    def __init__(self, flat: bool = False) -> None:
+        super().__init__()
+        self.flat = flat
+        self.batches: list[int] = []
+
+    def features(self, x):
+        self.batches.append(len(x))
+        f = torch.cat([x, 2 * x], dim=1)
+        return f.flatten(1) if self.flat else f
+
+
+def test_pooled_features_average_over_space_by_hand():
+    images = torch.tensor([[[[1.0, 2.0], [3.0, 6.0]]], [[[0.0, 0.0], [0.0, -4.0]]], [[[5.0, 5.0], [5.0, 5.0]]]])
+    extractor = _Fake().train()
+    out = pooled_features(extractor, images, batch_size=2)
+    # image 0: mean(1, 2, 3, 6) = 3 -> (3, 6); image 1: mean = -1 -> (-1, -2); image 2: 5 -> (5, 10)
+    assert out.dtype == torch.float64 and out.shape == (3, 2)
+    assert out.tolist() == [[3.0, 6.0], [-1.0, -2.0], [5.0, 10.0]]
+    assert extractor.batches == [2, 1]  # batched
+    assert not extractor.training  # features are taken in eval mode
+
+
+def test_pooled_features_passes_flat_features_through():
+    images = torch.arange(8, dtype=torch.float32).reshape(2, 1, 2, 2)
+    out = pooled_features(_Fake(flat=True), images)
+    assert out.shape == (2, 8)
+    assert out[0].tolist() == [0.0, 1.0, 2.0, 3.0, 0.0, 2.0, 4.0, 6.0]
+
+
+def test_pooled_features_take_no_gradient():
+    images = torch.ones(2, 1, 2, 2, requires_grad=True)
+    assert not pooled_features(_Fake(), images).requires_grad

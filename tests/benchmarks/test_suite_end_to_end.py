@@ -1,0 +1,214 @@
+"""The whole benchmark suite, end to end, on the CPU: the test that keeps benchmarks/ from rotting.
+
+``tiny`` runs every part for gaze (~15 s on a shared 2-core CPU with one torch thread); hand
+runs without the realism part (its Turing test on 224x224 depth maps costs ~15 s a row) and with
+one ablation. The numbers mean nothing; the structure, bookkeeping and files are checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.runner import run_suite
+from benchmarks.suites import SUITES
+from simgan_toolkit.errors import ConfigError
+
+pytestmark = pytest.mark.slow
+
+CPU = torch.device("cpu")
+TINY = SUITES["tiny"]
+SIM2REAL_ROWS = ["synthetic", "synthetic + Gaussian noise", "synthetic + kornia photometric", "refined (SimGAN)",
+                 "synthetic 2x", "refined 2x", "labelled target (oracle)"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(registry, out: Path, suite, tasks, parts):
+    said: list[str] = []
+    results = run_suite(suite, tasks, registry, CPU, out, parts=parts, command="pytest e2e", say=said.append)
+    return {"out": out, "results": results, "said": said, "suite": suite}
+
+
+@pytest.fixture(scope="module")
+def gaze(registry, tmp_path_factory):
+    return _run(registry, tmp_path_factory.mktemp("bench_gaze") / "out", TINY, ["gaze"], ("sim2real", "ablations", "realism", "speed"))
+
+
+@pytest.fixture(scope="module")
+def hand(registry, tmp_path_factory):
+    suite = dataclasses.replace(TINY, ablations=("lam",))
+    return _run(registry, tmp_path_factory.mktemp("bench_hand") / "out", suite, ["hand_depth"], ("sim2real", "ablations", "speed"))
+
+
+def _check_rows(rows: dict, seeds: int) -> None:
+    """Every row: per-seed metrics, and mean / sample std that agree with them."""
+    for name, row in rows.items():
+        assert len(row["per_seed"]) == seeds, name
+        for metric, mean in row["mean"].items():
+            values = [s[metric] for s in row["per_seed"]]
+            mu = sum(values) / len(values)
+            assert mean == pytest.approx(mu, abs=1e-9), (name, metric)
+            std = math.sqrt(sum((v - mu) ** 2 for v in values) / (len(values) - 1))
+            assert row["std"][metric] == pytest.approx(std, abs=1e-9), (name, metric)
+            assert math.isfinite(mean)
+
+
+def _check_gap(rows: dict, reference: dict, metric: str) -> None:
+    low, high = reference["synthetic"]["mean"][metric], reference["labelled target (oracle)"]["mean"][metric]
+    for name, row in rows.items():
+        if abs(high - low) < 1e-12:
+            assert row["gap_closed"] is None, name
+        else:
+            assert row["gap_closed"] == pytest.approx((row["mean"][metric] - low) / (high - low)), name
+
+
+def _check_folder(out: Path, figures: list[str]) -> None:
+    names = {p.name for p in out.iterdir()}
+    assert {"results.json", "results.md", *figures} <= names
+    assert "results.partial.json" not in names
+    assert not [n for n in names if n.endswith(".tmp")]
+    for figure in figures:
+        assert (out / figure).read_bytes()[:8] == PNG_MAGIC
+
+
+# ---------------------------------------------------------------- gaze: every part
+
+
+def test_gaze_results_json_is_what_run_suite_returned(gaze):
+    on_disk = json.loads((gaze["out"] / "results.json").read_text())
+    assert on_disk == json.loads(json.dumps(gaze["results"], default=str))
+    assert on_disk["suite"] == "tiny" and on_disk["command"] == "pytest e2e"
+    assert on_disk["parts"] == ["sim2real", "ablations", "realism", "speed"]
+    assert on_disk["environment"]["device"] == "cpu" and "commit" in on_disk["environment"]
+    assert list(on_disk["tasks"]) == ["gaze"]
+    assert on_disk["wall_seconds"] > 0
+
+
+def test_gaze_sim2real_table(gaze):
+    r = gaze["results"]["tasks"]["gaze"]
+    assert (r["primary_metric"], r["lower_is_better"], r["seeds"]) == ("angular_error_deg", True, [0, 1])
+    assert r["config"]["profile"] == "smoke" and r["overrides"] == []
+    rows = r["sim2real"]
+    assert list(rows) == SIM2REAL_ROWS
+    _check_rows(rows, TINY.seeds)
+    n = r["config"]["data"]["n_synthetic"]
+    assert [rows[k]["n_train"] for k in SIM2REAL_ROWS] == [n, n, n, n, 2 * n, 2 * n, r["config"]["data"]["n_target_train"]]
+    # the sigma is a candidate, chosen on validation (lower is better here)
+    noise = rows["synthetic + Gaussian noise"]
+    assert noise["sigma"] in TINY.noise_sigmas
+    assert set(noise["sigma_validation"]) == {str(s) for s in TINY.noise_sigmas}
+    assert noise["sigma_validation"][str(noise["sigma"])] == min(noise["sigma_validation"].values())
+    refiners = rows["refined (SimGAN)"]["refiners"]
+    assert [x["seed"] for x in refiners] == list(range(TINY.simgan_seeds))
+    assert refiners[0]["label_preservation"] and "d_acc" in refiners[0]["simgan_final"]
+    # gap closed: synthetic 0, oracle 1 (this gaze run has a gap), the rest on the same scale
+    assert rows["labelled target (oracle)"]["mean"]["angular_error_deg"] != rows["synthetic"]["mean"]["angular_error_deg"]
+    assert rows["synthetic"]["gap_closed"] == 0
+    assert rows["labelled target (oracle)"]["gap_closed"] == pytest.approx(1.0)
+    _check_gap(rows, rows, "angular_error_deg")
+
+
+def test_gaze_ablations(gaze):
+    r = gaze["results"]["tasks"]["gaze"]
+    rows = r["ablations"]
+    names = list(rows)
+    assert names[0].startswith("SimGAN, as configured") and rows[names[0]]["group"] == "reference"
+    assert rows[names[0]]["mean"] == r["sim2real"]["refined (SimGAN)"]["mean"]
+    assert names[1:] == ["no history buffer", "global discriminator", "psi = channel_mean", "psi = gradients", "psi = learned", "lambda = 2"]
+    assert [rows[n]["group"] for n in names[1:]] == ["history", "discriminator", "feature", "feature", "feature", "lam"]
+    _check_rows(rows, TINY.seeds)
+    _check_gap(rows, r["sim2real"], "angular_error_deg")
+    # one SimGAN output folder per refiner trained: the suite's own plus one per ablation
+    runs = sorted(p.name for p in (gaze["out"] / "simgan" / "gaze").iterdir())
+    assert len(runs) == 1 + len(names[1:])
+    assert "no_history_buffer_seed0" in runs
+
+
+def test_gaze_realism(gaze):
+    r = gaze["results"]["tasks"]["gaze"]
+    rows = r["realism"]
+    sigma = r["sim2real"]["synthetic + Gaussian noise"]["sigma"]
+    ablation_names = list(r["ablations"])[1:]
+    assert list(rows) == ["labelled-target sample (calibration)", "synthetic", f"synthetic + Gaussian noise (sigma {sigma})",
+                          "synthetic + kornia photometric", "refined (SimGAN)", *(f"refined, {n}" for n in ablation_names)]
+    for name, row in rows.items():
+        assert math.isfinite(row["kid"]) and row["kid_std"] >= 0, name
+        assert 0 <= row["turing_accuracy"] <= 100, name
+    assert rows["refined (SimGAN)"]["label_preservation"] and rows["synthetic"]["label_preservation"] == {}
+    assert "gaze_cnn" in r["kid_extractor"]
+
+
+def test_gaze_speed(gaze):
+    speed = gaze["results"]["speed"]
+    assert [(s["task"], s["profile"], s["iterations_timed"]) for s in speed] == [("gaze", "smoke", TINY.speed_iterations)]
+    assert all(speed[0][k] > 0 for k in ("train_images_per_s", "simulator_images_per_s", "refine_images_per_s"))
+
+
+def test_gaze_markdown_figures_and_folder(gaze):
+    r = gaze["results"]
+    assert r["tasks"]["gaze"]["figures"] == ["gaze_rows.png"]  # gaze has no curve metrics
+    _check_folder(gaze["out"], ["gaze_rows.png"])
+    text = (gaze["out"] / "results.md").read_text(encoding="utf-8")
+    for needle in ("# Benchmark results: suite `tiny`", "## gaze", "### Sim-to-real", "### Ablations",
+                   "### Realism and label preservation", "## Speed",
+                   "| trained on | angular_error_deg | within_7deg_pct | gap closed | n train |",
+                   "| images | KID", "| task | profile | device |", "| synthetic | ", "| labelled target (oracle) |",
+                   f"Commit `{r['environment']['commit']}`", "device cpu", "![gaze_rows](gaze_rows.png)"):
+        assert needle in text, needle
+    assert text.count("| trained on |") == 2
+
+
+def test_gaze_progress_goes_to_say(gaze):
+    said = gaze["said"]
+    assert said[0].startswith("[gaze] data:")
+    assert "[gaze] sim-to-real table (2 seeds)" in said and "[gaze] ablations" in said and "[speed]" in said
+    assert said[-1].startswith("wrote ")
+
+
+def test_second_run_into_the_same_folder_is_refused(gaze, registry):
+    before = (gaze["out"] / "results.json").read_bytes()
+    with pytest.raises(ConfigError, match="already holds benchmark results"):
+        run_suite(TINY, ["gaze"], registry, CPU, gaze["out"], say=lambda _: None)
+    assert (gaze["out"] / "results.json").read_bytes() == before
+
+
+# ---------------------------------------------------------------- hand_depth: no realism, one ablation
+
+
+def test_hand_depth_without_realism(hand):
+    out, results = hand["out"], hand["results"]
+    r = results["tasks"]["hand_depth"]
+    assert (r["primary_metric"], r["lower_is_better"]) == ("pck_5", False)
+    assert list(r["sim2real"]) == SIM2REAL_ROWS
+    _check_rows(r["sim2real"], TINY.seeds)
+    _check_gap(r["sim2real"], r["sim2real"], "pck_5")
+    assert "realism" not in r and "kid_extractor" not in r
+    assert list(r["ablations"])[1:] == ["lambda = 2"]
+    _check_rows(r["ablations"], TINY.seeds)
+    assert any(k.startswith("curve/pck_") for k in r["sim2real"]["synthetic"]["mean"])
+    assert r["figures"] == ["hand_depth_rows.png", "hand_depth_curves.png"]
+    _check_folder(out, r["figures"])
+    assert [(s["task"], s["profile"]) for s in results["speed"]] == [("hand_depth", "smoke")]
+    text = (out / "results.md").read_text(encoding="utf-8")
+    assert "## hand_depth" in text and "| trained on | pck_5 | mean_px_error |" in text
+    assert "### Realism" not in text and "curve/" not in text
+
+
+def test_speed_only_runs_no_task_tables(registry, tmp_path):
+    results = run_suite(TINY, ["gaze"], registry, CPU, tmp_path / "out", parts=("speed",), say=lambda _: None)
+    assert results["tasks"] == {} and [s["task"] for s in results["speed"]] == ["gaze"]
+    text = (tmp_path / "out" / "results.md").read_text(encoding="utf-8")
+    assert "## Speed" in text and "## gaze" not in text
+    _check_folder(tmp_path / "out", [])
+
+
+def test_unknown_part_is_refused_before_any_work(registry, tmp_path):
+    with pytest.raises(ConfigError, match="unknown benchmark parts") as info:
+        run_suite(TINY, ["gaze"], registry, CPU, tmp_path / "out", parts=("sim2real", "plots"), say=lambda _: None)
+    assert "plots" in str(info.value)
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,48 @@
+"""benchmarks.suites: looking suites up, and every suite being runnable as configured."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.ablations import GROUPS
+from benchmarks.context import suite_config
+from benchmarks.suites import SUITES, get_suite
+from simgan_toolkit.config import build_config
+from simgan_toolkit.errors import ConfigError, SimganError
+
+
+def test_get_suite_known():
+    assert get_suite("tiny") is SUITES["tiny"]
+    assert {"tiny", "quick", "full"} <= set(SUITES)
+
+
+@pytest.mark.parametrize("name", ["nope", "", "Tiny"])
+def test_get_suite_unknown_is_a_config_error_listing_the_suites(name):
+    with pytest.raises(ConfigError) as info:
+        get_suite(name)
+    message = str(info.value)
+    assert repr(name) in message
+    for known in SUITES:
+        assert known in message
+    assert isinstance(info.value, SimganError) and info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("suite", list(SUITES.values()), ids=list(SUITES))
+@pytest.mark.parametrize("task_name", ["gaze", "hand_depth"])
+def test_every_suite_builds_a_valid_config_for_each_task(registry, suite, task_name):
+    """Rot guard: a renamed config field or a dropped profile would break a suite only at run time."""
+    task = registry.create("task", task_name)
+    config = suite_config(task_name, task, suite)
+    assert config.profile == suite.profile
+    for profile in suite.speed_profiles:
+        build_config(task_name, profile, task.profiles())
+    assert set(suite.ablations) <= set(GROUPS)
+    assert suite.seeds >= 1 and suite.simgan_seeds >= 1 and suite.noise_sigmas
+    assert set(suite.overrides) <= set(registry.names("task"))
+
+
+def test_suite_overrides_are_applied(registry):
+    task = registry.create("task", "gaze")
+    config = suite_config("gaze", task, SUITES["quick"], ["estimator.steps=7"])
+    assert config.data.n_synthetic == 2000 and config.train.steps == 300
+    assert config.estimator.steps == 7  # extra overrides come last
