@@ -9,7 +9,7 @@ Crops
 Every frame is cropped with :func:`simgan_hand.render.crop_params`, the simulator's own crop: a
 ``cube_mm`` cube (300 mm; 250 mm is used for test subject 2 in some protocols) centred on the
 annotated palm centre PALM_3 (found by name in ``joint_names``, like the 14 evaluation joints),
-whose front face is resampled to ``size x size`` (224) crop pixels with the centre's projection
+whose cross-section at the centre depth (a cube_mm square at zc) is resampled to ``size x size`` (224) crop pixels with the centre's projection
 on crop pixel ``(size - 1) / 2 = 111.5``. The 640x480 depth frame is
 point-sampled at the crop pixel centres (nearest Kinect pixel; the simulator casts one ray per
 crop pixel centre), so real and simulated crops have identical geometry. Depth is normalised
