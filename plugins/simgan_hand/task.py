@@ -1,6 +1,8 @@
 """The hand-depth task: 224x224 depth crops, 14 NYU joints, heatmap pose estimation.
 
-Synthetic crops come from the clean simulator (:mod:`simgan_hand.simulator`); "real" crops
+Synthetic crops come from the clean simulator (:mod:`simgan_hand.simulator`; the task's
+``scene`` says what it renders around the hand: ``hand_depth`` renders hand, forearm and an
+occasional wall, ``hand_depth_bare`` the bare hand model like NYU's synthdepth); "real" crops
 from the Kinect-like target generator (:mod:`simgan_hand.kinect`). Target labels are used
 only to score (and train the oracle) estimators, never by the refiner.
 """
@@ -18,7 +20,7 @@ from simgan_hand.augment import random_affine, warp_sample
 from simgan_hand.heatmaps import heatmap_to_crop, pck_curve, soft_argmax
 from simgan_hand.kinect import simulate_kinect_hands
 from simgan_hand.skeleton import DEFAULT_CUBE_MM as CUBE_MM
-from simgan_hand.simulator import simulate_hands
+from simgan_hand.simulator import SCENES, Scene, simulate_hands
 from simgan_toolkit.task import ImageSpec, LabelledImages, MetricSpec, Task
 
 SIZE = 224
@@ -33,6 +35,13 @@ class HandDepthTask(Task):
 
     name = "hand_depth"
 
+    def __init__(self, scene: Scene = "hand_arm_wall", name: str = "hand_depth") -> None:
+        """``scene``: what the simulator renders around the hand (:data:`simgan_hand.simulator.SCENES`)."""
+        if scene not in SCENES:
+            raise ValueError(f"scene must be one of {SCENES}, got {scene!r}")
+        self.scene = scene
+        self.name = name
+
     @property
     def image_spec(self) -> ImageSpec:
         return ImageSpec(channels=1, height=SIZE, width=SIZE)
@@ -41,7 +50,7 @@ class HandDepthTask(Task):
         return torch.Generator(device=device).manual_seed(seed)
 
     def synthetic(self, n: int, seed: int, device: torch.device) -> LabelledImages:
-        images, labels = simulate_hands(n, self._generator(seed, device), device=device, size=SIZE)
+        images, labels = simulate_hands(n, self._generator(seed, device), device=device, size=SIZE, scene=self.scene)
         return LabelledImages(images, labels)
 
     def real(self, n: int, seed: int, device: torch.device) -> Tensor:
@@ -81,6 +90,11 @@ class HandDepthTask(Task):
         metrics = {"pck_5": float(curve[5]), "mean_px_error": float(errors.mean())}
         metrics.update({f"curve/pck_{d}": float(v) for d, v in enumerate(curve)})
         return metrics
+
+    @property
+    def estimator_labels(self) -> dict[str, tuple[int, ...]]:
+        """Loss, metrics and augmentation read the 14 joints' crop (u, v, d)."""
+        return {"joints_uvd": (NUM_JOINTS, 3)}
 
     @property
     def primary_metric(self) -> MetricSpec:
@@ -170,9 +184,11 @@ def hand_profiles() -> dict[str, dict[str, Any]]:
         },
         "default": {
             "refiner": {"width": 16, "blocks": 3, "kernel_size": 3, "output": "residual", "noise_channels": 1},
-            "discriminator": {"layers": ["conv5s2-48", "conv3s2-32", "conv3-32", "conv1-32", "conv1-2"]},
+            # Batch norm and a long D pretraining: without them D stays near chance on the
+            # sensor effects within a CPU budget (docs/hand.md, "Why the discriminator needs help").
+            "discriminator": {"layers": ["conv5s2-48", "conv3s2-32", "conv3-32", "conv1-32", "conv1-2"], "norm": "batch"},
             "train": {
-                "batch_size": 16, "crop_size": 64, "refiner_pretrain_steps": 30, "discriminator_pretrain_steps": 30, "steps": 200,
+                "batch_size": 16, "crop_size": 64, "refiner_pretrain_steps": 30, "discriminator_pretrain_steps": 500, "steps": 400,
                 "k_g": 1, "k_d": 1, "lam": 0.5, "history_size": 1600,
                 "refiner_optimizer": {"name": "adam", "lr": 1e-3},
                 "discriminator_optimizer": {"name": "adam", "lr": 1e-3},
