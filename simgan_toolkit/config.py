@@ -97,6 +97,21 @@ class TrainConfig(_Strict):
     crop_size: int | None = Field(None, ge=8)
     #: Registered loss implementation, or ``auto`` (the best one available on the device).
     loss: str = "auto"
+    #: Mixed precision of the forward passes of R, D and psi. ``bf16`` runs them under
+    #: ``torch.autocast(dtype=torch.bfloat16)`` (the losses are still computed in float32, and
+    #: bfloat16 needs no gradient scaling); weights, optimiser state and the history buffer stay
+    #: float32. Faster on GPUs with bf16 tensor cores; results differ from ``none`` by bf16 rounding.
+    amp: Literal["none", "bf16"] = "none"
+    #: Compile R and D with ``torch.compile`` (checkpoints still hold the plain modules' weights).
+    #: The first steps are slow (compilation); later ones faster, mostly on GPUs. Changing it
+    #: does not block ``--resume``: it changes how a run executes, not what it computes.
+    compile: bool = False
+    #: ``torch.compile`` mode when ``compile`` is on.
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
+    #: Every ``log_every`` steps (and at each phase end) the metrics go to metrics.jsonl. The
+    #: device is never waited on for them: a record is copied to the host in the background
+    #: and written one logging interval later (or at the next checkpoint / the end), and a
+    #: NaN loss stops the run at that point at the latest.
     log_every: int = Field(10, ge=1)
     sample_every: int = Field(200, ge=1)
     checkpoint_every: int = Field(200, ge=1)
@@ -200,6 +215,24 @@ class RunConfig(_Strict):
                 f"(ceil(train.batch_size / 2) = {half})"
             )
         return self
+
+
+#: Train settings that change how a run executes, not what it computes: a resumed run may differ in them.
+EXECUTION_ONLY_TRAIN_KEYS = ("compile", "compile_mode")
+
+
+def resume_comparable(dumped: dict[str, Any]) -> dict[str, Any]:
+    """A dumped :class:`RunConfig` (``model_dump(mode="json")``) as compared when resuming.
+
+    Train settings missing from it (saved by an older version) take their defaults, and
+    :data:`EXECUTION_ONLY_TRAIN_KEYS` are dropped, so that neither blocks a resume.
+    """
+    out = dict(dumped)
+    train = out.get("train")
+    if isinstance(train, dict):
+        merged = {**TrainConfig().model_dump(mode="json"), **train}
+        out["train"] = {k: v for k, v in merged.items() if k not in EXECUTION_ONLY_TRAIN_KEYS}
+    return out
 
 
 # --------------------------------------------------------------------------------------

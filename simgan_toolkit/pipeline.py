@@ -8,6 +8,19 @@ Each side of the data (synthetic, real, test, target_train) comes from the task'
 or, when the config sets ``data.<side> = {path = ..., format = ..., options = {...}}``, from a
 dataset on disk (see :mod:`simgan_toolkit.data.sources`).
 
+Under ``torchrun --nproc_per_node N -m simgan_toolkit.run ...`` SimGAN trains with
+DistributedDataParallel on N processes (:mod:`simgan_toolkit.training.distributed`):
+
+- all ranks: check the run folder, simulate/load the data, train SimGAN (each rank its own
+  batches, history buffer and random streams; gradients averaged; the global batch is N x
+  ``train.batch_size``);
+- rank 0 only: every file (config.json, metrics, samples, checkpoints, ...), the estimator
+  stages, refine, export, figures and summary. When psi is ``learned`` from this run's
+  synthetic estimator, rank 0 trains that estimator first and the others load it from
+  ``estimators/synthetic.pt``; otherwise rank 0 trains it after SimGAN, so no GPU idles;
+- ranks other than 0 leave once SimGAN training is done (their return value is a short
+  dict with ``rank``, ``world_size`` and ``simgan_final``).
+
 Run folder::
 
     config.json          the resolved configuration
@@ -35,7 +48,7 @@ import torch
 from torch import nn
 
 from simgan_toolkit import __version__
-from simgan_toolkit.config import DataSource, RunConfig
+from simgan_toolkit.config import DataSource, RunConfig, resume_comparable
 from simgan_toolkit.data.hdf5 import write_images_h5
 from simgan_toolkit.data.sources import LABELLED_SIDES, load_side
 from simgan_toolkit.errors import ConfigError, DataError, PluginError
@@ -48,6 +61,7 @@ from simgan_toolkit.refine import refine_images
 from simgan_toolkit.report import format_results_table
 from simgan_toolkit.task import LabelledImages, Task
 from simgan_toolkit.training import SimGANTrainer
+from simgan_toolkit.training import distributed as dist_utils
 
 # Fixed offsets keep every data source independent of the others and of the run's seed use.
 _SEED_SYNTHETIC, _SEED_REAL, _SEED_TEST, _SEED_TARGET_TRAIN = 101, 202, 303, 404
@@ -94,7 +108,7 @@ def _git_commit() -> str | None:
 
 
 def environment_info(device: torch.device) -> dict[str, Any]:
-    """Versions and machine facts stored beside every result."""
+    """Versions and machine facts stored beside every result (``world_size``: training processes)."""
     info: dict[str, Any] = {
         "simgan_toolkit": __version__,
         "torch": torch.__version__,
@@ -102,6 +116,7 @@ def environment_info(device: torch.device) -> dict[str, Any]:
         "platform": platform.platform(),
         "device": str(device),
         "cpu_threads": torch.get_num_threads(),
+        "world_size": dist_utils.world_size(),
         "commit": _git_commit(),
     }
     if device.type == "cuda":
@@ -124,6 +139,11 @@ class _Stages:
         return result
 
 
+def _load_estimator_weights(model: nn.Module, path: Path, device: torch.device) -> nn.Module:
+    model.load_state_dict(torch.load(path, map_location=device, weights_only=False)["state_dict"])
+    return model
+
+
 def _estimator_stage(
     task: Task, config: RunConfig, registry: Registry, out_dir: Path, train_set: str, data: LabelledImages,
     test: LabelledImages, device: torch.device, progress: bool, resume: bool,
@@ -135,7 +155,7 @@ def _estimator_stage(
     torch.manual_seed(config.seed)
     model = _to_device(build_estimator(task, config.estimator, registry), device, config.channels_last)
     if resume and result_path.exists() and model_path.exists():
-        model.load_state_dict(torch.load(model_path, map_location=device, weights_only=False)["state_dict"])
+        _load_estimator_weights(model, model_path, device)
         return model, json.loads(result_path.read_text())
     fit = train_estimator(task, model, data, config.estimator, config.seed, progress=progress, desc=f"estimator ({train_set})")
     metrics = evaluate_estimator(task, model, test)
@@ -182,9 +202,10 @@ def build_simgan(
 
 
 def _check_same_config(saved_path: Path, config: RunConfig) -> None:
-    """A resumed run must use the saved run's settings (the device may change)."""
-    saved = json.loads(saved_path.read_text(encoding="utf-8"))
-    current = config.model_dump(mode="json")
+    """A resumed run must use the saved run's settings (the device and execution-only train
+    settings such as ``train.compile`` may change)."""
+    saved = resume_comparable(json.loads(saved_path.read_text(encoding="utf-8")))
+    current = resume_comparable(config.model_dump(mode="json"))
     changed = sorted(k for k in set(saved) | set(current) if k != "device" and saved.get(k) != current.get(k))
     if changed:
         raise ConfigError(
@@ -202,18 +223,45 @@ def run_pipeline(
     progress: bool = True,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the whole job for ``config`` into ``out_dir``; returns (and writes) the summary."""
+    """Run the whole job for ``config`` into ``out_dir``; returns (and writes) the summary.
+
+    Started by torchrun with several processes, trains SimGAN with DDP on all of them and runs
+    everything else on rank 0 (see the module docstring).
+    """
+    context = dist_utils.setup(config.device)  # None in a plain single-process run
+    try:
+        return _run_pipeline(config, out_dir, registry, context, resume=resume, progress=progress, say=say)
+    finally:
+        dist_utils.cleanup(context)
+
+
+def _run_pipeline(
+    config: RunConfig,
+    out_dir: str | Path,
+    registry: Registry,
+    context: dist_utils.DistributedContext | None,
+    *,
+    resume: bool,
+    progress: bool,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     start = time.perf_counter()
-    out = Path(out_dir)
+    main = context is None or context.is_main
+    if not main:
+        say, progress = (lambda _: None), False
+    # Every rank must use rank 0's folder (e.g. a default --out named after the clock).
+    out = Path(dist_utils.broadcast_object(str(out_dir)))
     config_path = out / "config.json"
     if config_path.exists() and not resume:
         raise ConfigError(f"output directory {str(out)!r} already holds a run; pass --resume to continue it or choose another --out")
     if resume and config_path.exists():
         _check_same_config(config_path, config)
+    # Every rank has checked the folder before rank 0 writes config.json into it.
+    dist_utils.barrier()
 
     task: Task = registry.create("task", config.task)
     spec = task.image_spec
-    device = resolve_device(config.device)
+    device = context.device if context is not None else resolve_device(config.device)
     stages = _Stages(say)
     d = config.data
     say(f"task {config.task!r}, profile {config.profile!r}, device {device}, output {out}")
@@ -245,8 +293,9 @@ def run_pipeline(
 
     synthetic, real, test, target = stages.run("simulate", make_data)
     # Written once the data is in: a bad data path or format leaves no half-started run behind.
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(config_path, config.model_dump(mode="json"))
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(config_path, config.model_dump(mode="json"))
     results: dict[str, dict[str, Any]] = {}
 
     # Labelled sides read from disk; when the task declares no estimator_labels, a label they
@@ -277,15 +326,32 @@ def run_pipeline(
             return {}
 
     train_on = config.estimator.train_on
-    synthetic_estimator = stages.run("estimator:synthetic", lambda: estimator("synthetic", synthetic)) if "synthetic" in train_on else None
+    psi_needs_estimator = config.feature.name == "learned" and config.feature.checkpoint is None
+    # With DDP, the synthetic estimator is trained before SimGAN only if psi needs it: the
+    # other ranks would otherwise wait for it, idle.
+    estimator_first = "synthetic" in train_on and (context is None or psi_needs_estimator)
+    synthetic_estimator: nn.Module | None = None
+    if estimator_first:
+        if main:
+            synthetic_estimator = stages.run("estimator:synthetic", lambda: estimator("synthetic", synthetic))
+        dist_utils.barrier()
+        if not main:  # rank 0 has written it (or, resuming, had it): load it
+            torch.manual_seed(config.seed)
+            model = _to_device(build_estimator(task, config.estimator, registry), device, config.channels_last)
+            synthetic_estimator = _load_estimator_weights(model, out / "estimators" / "synthetic.pt", device)
 
     refiner, discriminator, psi, loss_name, loss = build_simgan(config, registry, task, device, synthetic_estimator)
     trainer = SimGANTrainer(
         config, spec, refiner, discriminator, psi, loss, synthetic.images, real, device, out,
         refiner_spec={"name": config.refiner.name, "options": {"in_channels": spec.channels, **config.refiner.factory_options()}},
-        progress=progress,
+        progress=progress, distributed=context is not None,
     )
     outcome = stages.run("simgan", lambda: trainer.train(resume=resume))
+    if context is not None:
+        dist_utils.barrier()  # rank 0's final checkpoint is written; the others are done
+        if not main:
+            return {"task": config.task, "rank": context.rank, "world_size": context.world_size,
+                    "simgan_final": outcome.last_metrics}
 
     refined_images = stages.run("refine", lambda: refine_images(refiner, synthetic.images, seed=config.seed))
     refined = synthetic.with_images(refined_images)
@@ -299,6 +365,8 @@ def run_pipeline(
     )
     preservation = stages.run("label_preservation", label_preservation)
 
+    if "synthetic" in train_on and not estimator_first:
+        stages.run("estimator:synthetic", lambda: estimator("synthetic", synthetic))
     if "refined" in train_on:
         stages.run("estimator:refined", lambda: estimator("refined", refined))
     if "target" in train_on and target is not None:

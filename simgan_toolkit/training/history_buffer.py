@@ -13,6 +13,18 @@ import torch
 from torch import Tensor
 
 
+def to_device_async(tensor: Tensor, device: torch.device) -> Tensor:
+    """A CPU tensor (e.g. random indices) moved to ``device`` without making the host wait.
+
+    A plain ``.to("cuda")`` of pageable memory waits until the GPU has finished everything
+    queued before it; from pinned memory with ``non_blocking=True`` it is queued like a kernel
+    (PyTorch's pinned-memory cache keeps the block alive until the copy is done).
+    """
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 class HistoryBuffer:
     """Fixed-capacity store of past refined images on the training device.
 
@@ -56,7 +68,7 @@ class HistoryBuffer:
         rest = images[free:]
         if rest.shape[0]:
             slots = torch.randperm(self.capacity, generator=self.generator, device="cpu")[: rest.shape[0]]
-            self._images[slots.to(self._images.device)] = rest[: self.capacity]
+            self._images[to_device_async(slots, self._images.device)] = rest[: self.capacity]
 
     def sample(self, n: int) -> Tensor:
         """``n`` distinct stored images chosen at random, (n, C, H, W)."""
@@ -64,14 +76,14 @@ class HistoryBuffer:
             raise ValueError(f"cannot sample {n} images from a history buffer holding {self._filled}")
         assert self._images is not None
         idx = torch.randperm(self._filled, generator=self.generator, device="cpu")[:n]
-        return self._images[idx.to(self._images.device)]
+        return self._images[to_device_async(idx, self._images.device)]
 
     def mix(self, fresh: Tensor) -> Tensor:
         """The discriminator's refined mini-batch for this step, and the buffer update.
 
         Returns floor(b/2) images of ``fresh`` (b, C, H, W) followed by ceil(b/2) from the
         buffer; until the buffer holds that many, returns ``fresh`` unchanged. Then stores
-        floor(b/2) fresh images.
+        floor(b/2) fresh images. Never waits for the device (counts are host integers).
         """
         half = fresh.shape[0] // 2
         if half == 0:

@@ -3,10 +3,19 @@
 One object owns the networks, optimisers, history buffer and random generators, so a
 checkpoint of its ``state_dict`` resumes a run exactly where it stopped (on the CPU a resumed
 run reproduces an uninterrupted one bit for bit).
+
+Speed options (``train.amp``, ``train.compile``) change only how the forward passes run; the
+networks the trainer exposes (``trainer.refiner``, ``trainer.discriminator``) and saves are
+always the plain modules. The loop never waits for the device between checkpoints: metrics
+are copied to the host in the background and written one logging interval later.
+
+Under torchrun (see :mod:`simgan_toolkit.training.distributed`) R and D are wrapped in
+DistributedDataParallel, each rank draws its own batches, and rank 0 alone writes files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -15,17 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from simgan_toolkit.config import RunConfig
+from simgan_toolkit.config import RunConfig, resume_comparable
 from simgan_toolkit.errors import ConfigError, TrainingDivergedError
 from simgan_toolkit.features import FeatureTransform
 from simgan_toolkit.losses import REAL, SimGANLoss
 from simgan_toolkit.networks import Discriminator, Refiner
 from simgan_toolkit.task import ImageSpec
+from simgan_toolkit.training import distributed as dist_utils
 from simgan_toolkit.training.checkpoint import load_checkpoint, save_checkpoint
-from simgan_toolkit.training.history_buffer import HistoryBuffer
+from simgan_toolkit.training.history_buffer import HistoryBuffer, to_device_async
 from simgan_toolkit.training.metrics_log import MetricsLog
 from simgan_toolkit.training.optim import build_optimizer
 from simgan_toolkit.training.sample_grid import sample_grid, save_sample_grid
@@ -48,13 +59,14 @@ class TrainingOutcome:
 def random_crops(images: Tensor, size: int, generator: torch.Generator) -> Tensor:
     """One random ``size`` x ``size`` crop per image: (N, C, H, W) -> (N, C, size, size).
 
-    Offsets are drawn on the CPU ``generator`` (uniform over valid positions).
+    Offsets are drawn on the CPU ``generator`` (uniform over valid positions) and reach the
+    device without a host sync.
     """
     n, c, h, w = images.shape
     if size > h or size > w:
         raise ValueError(f"train.crop_size {size} is larger than the images ({h}x{w})")
-    oy = torch.randint(h - size + 1, (n,), generator=generator).to(images.device)
-    ox = torch.randint(w - size + 1, (n,), generator=generator).to(images.device)
+    oy = to_device_async(torch.randint(h - size + 1, (n,), generator=generator), images.device)
+    ox = to_device_async(torch.randint(w - size + 1, (n,), generator=generator), images.device)
     span = torch.arange(size, device=images.device)
     rows = (oy[:, None] + span)[:, None, :, None]  # (N, 1, size, 1)
     cols = (ox[:, None] + span)[:, None, None, :]  # (N, 1, 1, size)
@@ -66,6 +78,47 @@ def random_crops(images: Tensor, size: int, generator: torch.Generator) -> Tenso
 def _patch_accuracy(logits: Tensor, target: int) -> Tensor:
     """Share of patches that the discriminator assigns to ``target`` (scalar tensor)."""
     return (logits.argmax(dim=1) == target).float().mean()
+
+
+class _HostCopy:
+    """A device-to-host copy in flight: started now, read (by :meth:`wait`) later.
+
+    On CUDA the copy goes to pinned memory with ``non_blocking=True`` and an event marks its
+    end, so starting it never stalls the host; by the time :meth:`wait` is called (one logging
+    interval later) the GPU has long finished it. On the CPU the tensor is already on the host.
+    """
+
+    def __init__(self, tensor: Tensor) -> None:
+        self._event: torch.cuda.Event | None = None
+        if tensor.device.type == "cuda":
+            self._host = tensor.to("cpu", non_blocking=True)  # lands in pinned memory
+            self._event = torch.cuda.Event()
+            self._event.record(torch.cuda.current_stream(tensor.device))
+        else:
+            self._host = tensor.to("cpu")
+
+    def wait(self) -> Tensor:
+        if self._event is not None:
+            self._event.synchronize()
+        return self._host
+
+
+@dataclass
+class _PendingRecord:
+    """Metrics of one logged step, on their way to the host."""
+
+    phase: str
+    step: int
+    keys: list[str]
+    values: _HostCopy  # (len(keys),) in the metrics' common dtype
+
+
+@dataclass
+class _PendingSamples:
+    """A sample grid's refined images, on their way to the host."""
+
+    tag: str
+    refined: _HostCopy  # (GRID_SAMPLES, C, H, W)
 
 
 class SimGANTrainer:
@@ -82,6 +135,12 @@ class SimGANTrainer:
         out_dir: where ``checkpoints/``, ``samples/`` and ``metrics.jsonl`` go; None writes nothing.
         refiner_spec: name/options of the refiner, stored in checkpoints so ``refine`` can rebuild it.
         progress: show a progress bar.
+        distributed: train with DistributedDataParallel over the initialised process group
+            (None: whenever one is initialised, e.g. by :func:`run_pipeline` under torchrun).
+            Every rank must construct its trainer; rank 0 alone writes files, but every rank
+            reads ``out_dir``'s checkpoint on resume.
+        async_logging: copy metrics to the host in the background and write each record one
+            logging interval later (never stalls a GPU); False writes it at once (a sync).
     """
 
     def __init__(
@@ -98,6 +157,9 @@ class SimGANTrainer:
         out_dir: Path | None = None,
         refiner_spec: dict[str, Any] | None = None,
         progress: bool = True,
+        *,
+        distributed: bool | None = None,
+        async_logging: bool = True,
     ) -> None:
         image_spec.check(synthetic, "synthetic images")
         image_spec.check(real, "real images")
@@ -113,48 +175,123 @@ class SimGANTrainer:
         self.device = device
         self.out_dir = out_dir
         self.refiner_spec = refiner_spec or {}
-        self.progress = progress
+        self.async_logging = async_logging
+
+        self.distributed = dist_utils.is_distributed() if distributed is None else distributed
+        if self.distributed and not dist_utils.is_distributed():
+            raise ValueError("distributed=True needs an initialised process group (torchrun)")
+        self.rank = dist_utils.rank() if self.distributed else 0
+        self.world_size = dist_utils.world_size() if self.distributed else 1
+        #: Whether this process writes files (checkpoints, samples, metrics.jsonl).
+        self.is_main = self.rank == 0
+        self.progress = progress and self.is_main
 
         self.opt_r = build_optimizer(refiner.parameters(), self.cfg.refiner_optimizer)
         self.opt_d = build_optimizer(discriminator.parameters(), self.cfg.discriminator_optimizer)
         # Index sampling on a CPU generator, noise on a device generator: both saved in checkpoints.
-        self.index_gen = torch.Generator().manual_seed(config.seed)
-        self.noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+        # Each rank has its own streams (rank 0's are the single-process ones).
+        self._stream_seed = config.seed + dist_utils.RANK_SEED_STRIDE * self.rank
+        self.index_gen = torch.Generator().manual_seed(self._stream_seed)
+        self.noise_gen = torch.Generator(device=device).manual_seed(self._stream_seed + 1)
         self.buffer = HistoryBuffer(self.cfg.history_size, generator=self.index_gen) if self.cfg.history else None
         self.phase = PHASES[0]
         self.step = 0
-        self.log = MetricsLog(out_dir / "metrics.jsonl") if out_dir else None
+        self.log = MetricsLog(out_dir / "metrics.jsonl") if out_dir and self.is_main else None
+        self._pending: _PendingRecord | None = None
+        self._pending_samples: list[_PendingSamples] = []
+        self._last: dict[str, float] = {}
 
         grid_gen = torch.Generator().manual_seed(config.seed + 2)
         self._grid_synthetic = synthetic[torch.randperm(len(synthetic), generator=grid_gen)[:GRID_SAMPLES].to(device)]
         self._grid_real = real[torch.randperm(len(real), generator=grid_gen)[:GRID_SAMPLES].to(device)]
         self._grid_noise = refiner.sample_noise(self._grid_synthetic, torch.Generator(device=device).manual_seed(config.seed + 3))
 
+        self._build_forwards()
+
+    # ------------------------------------------------------------------ execution
+    def _build_forwards(self) -> None:
+        """The callables the steps run R and D through (DDP- and/or compile-wrapped).
+
+        - ``_refiner_train``: R in the refiner step (gradients flow; DDP averages them).
+        - ``_refiner_plain``: R in the discriminator step, under ``no_grad``: the underlying
+          module, since nothing is to be synchronised there.
+        - ``_disc_train``: D in the discriminator step (DDP averages its gradients).
+        - ``_disc_frozen``: D in the refiner step, where its parameters are frozen: the
+          underlying module, because DDP must not expect gradients for them.
+
+        DDP keeps its default ``broadcast_buffers=True``: at every discriminator step rank 0's
+        buffers (batch-norm running statistics of a ``norm = "batch"`` discriminator) are copied
+        to the other ranks. D always trains in train mode, where batch norm uses the statistics
+        of each rank's own batch, so this only keeps the buffers (and rank 0's checkpoint) alike.
+        """
+        r_train: nn.Module = self.refiner
+        d_train: nn.Module = self.discriminator
+        if self.distributed:
+            ddp_args: dict[str, Any] = {}
+            if self.device.type == "cuda":
+                index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+                ddp_args["device_ids"] = [index]
+            r_train = DistributedDataParallel(self.refiner, **ddp_args)
+            d_train = DistributedDataParallel(self.discriminator, **ddp_args)
+        r_plain: nn.Module = self.refiner
+        d_plain: nn.Module = self.discriminator
+        if self.cfg.compile:
+            # torch.compile(DDP(m)) is the supported order: dynamo splits the graph at DDP's
+            # gradient buckets so communication overlaps the backward pass.
+            r_train = torch.compile(r_train, mode=self.cfg.compile_mode)
+            d_train = torch.compile(d_train, mode=self.cfg.compile_mode)
+            r_plain = torch.compile(self.refiner, mode=self.cfg.compile_mode) if self.distributed else r_train
+            d_plain = torch.compile(self.discriminator, mode=self.cfg.compile_mode) if self.distributed else d_train
+        self._refiner_train: Callable[..., Tensor] = r_train
+        self._refiner_plain: Callable[..., Tensor] = r_plain
+        self._disc_train: Callable[[Tensor], Tensor] = d_train
+        self._disc_frozen: Callable[[Tensor], Tensor] = d_plain
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast for forward passes when ``train.amp = "bf16"``; otherwise nothing."""
+        if self.cfg.amp == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     # ------------------------------------------------------------------ batches
     def _batch(self, images: Tensor) -> Tensor:
-        """A random mini-batch (with replacement), randomly cropped if ``train.crop_size`` is set."""
+        """A random mini-batch (B, C, H, W) drawn with replacement from ``images`` (N, C, H, W),
+        randomly cropped to (B, C, S, S) if ``train.crop_size`` = S is set.
+
+        Indices come from the CPU generator and go to the device without waiting for it.
+        """
         idx = torch.randint(len(images), (self.cfg.batch_size,), generator=self.index_gen)
-        batch = images[idx.to(images.device)]
+        batch = images[to_device_async(idx, images.device)]
         return random_crops(batch, self.cfg.crop_size, self.index_gen) if self.cfg.crop_size else batch
 
-    def _refine(self, x: Tensor) -> Tensor:
-        return self.refiner(x, self.refiner.sample_noise(x, self.noise_gen))
+    def _refine(self, x: Tensor, forward: Callable[..., Tensor] | None = None) -> Tensor:
+        """R(x) for (B, C, H, W) ``x`` through ``forward`` (default: the training wrapper), with
+        fresh noise maps from the trainer's noise generator (drawn outside any compiled code)."""
+        forward = self._refiner_train if forward is None else forward
+        return forward(x, self.refiner.sample_noise(x, self.noise_gen))
 
     # ------------------------------------------------------------------ steps
     def refiner_step(self, adversarial: bool) -> dict[str, Tensor]:
-        """One refiner update; pretraining (``adversarial=False``) uses self-regularisation only."""
+        """One refiner update; pretraining (``adversarial=False``) uses self-regularisation only.
+
+        Returns scalar metric tensors, detached and still on the device (no host sync).
+        """
         self.refiner.train()
         self.discriminator.requires_grad_(False)
         x = self._batch(self.synthetic)
-        refined = self._refine(x)
-        if adversarial:
-            logits = self.discriminator(refined)
-            parts = self.loss.refiner_loss_from_images(logits, refined, x, self.psi, self.cfg.lam)
-            total, metrics = parts.total, {"loss_r": parts.total, "loss_r_adv": parts.adversarial, "loss_r_reg": parts.regularization}
-            metrics["d_fooled"] = _patch_accuracy(logits.detach(), REAL)
-        else:
-            reg = self.loss.regularization_from_images(refined, x, self.psi)
-            total, metrics = reg, {"loss_r_reg": reg}
+        # Forward passes of R, D and psi (inside the loss) under autocast; the losses cast
+        # their inputs to float32, and the backward pass runs outside autocast as recommended.
+        with self._autocast():
+            refined = self._refine(x)
+            if adversarial:
+                logits = self._disc_frozen(refined)
+                parts = self.loss.refiner_loss_from_images(logits, refined, x, self.psi, self.cfg.lam)
+                total = parts.total
+                metrics = {"loss_r": parts.total, "loss_r_adv": parts.adversarial, "loss_r_reg": parts.regularization}
+                metrics["d_fooled"] = _patch_accuracy(logits.detach(), REAL)
+            else:
+                reg = self.loss.regularization_from_images(refined, x, self.psi)
+                total, metrics = reg, {"loss_r_reg": reg}
         self.opt_r.zero_grad(set_to_none=True)
         total.backward()
         self.opt_r.step()
@@ -162,18 +299,25 @@ class SimGANTrainer:
         return {k: v.detach() for k, v in metrics.items()}
 
     def discriminator_step(self) -> dict[str, Tensor]:
-        """One discriminator update on (history-mixed) refined images vs real images."""
+        """One discriminator update on (history-mixed) refined images vs real images.
+
+        Returns scalar metric tensors, detached and still on the device (no host sync).
+        """
         self.discriminator.train()
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             self.refiner.eval()
-            refined = self._refine(self._batch(self.synthetic))
+            refined = self._refine(self._batch(self.synthetic), self._refiner_plain)
             self.refiner.train()
+        if self.cfg.amp != "none":
+            # Back to the images' dtype: the history buffer and checkpoints do not depend on amp.
+            refined = refined.to(self.synthetic.dtype)
         if self.buffer is not None:
             refined = self.buffer.mix(refined)
         real = self._batch(self.real)
-        logits = self.discriminator(torch.cat([refined, real], dim=0))
-        logits_refined, logits_real = logits[: len(refined)], logits[len(refined) :]
-        loss = self.loss.discriminator_loss(logits_refined, logits_real)
+        with self._autocast():
+            logits = self._disc_train(torch.cat([refined, real], dim=0))
+            logits_refined, logits_real = logits[: len(refined)], logits[len(refined) :]
+            loss = self.loss.discriminator_loss(logits_refined, logits_real)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
@@ -214,6 +358,13 @@ class SimGANTrainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (a checkpoint written by rank 0).
+
+        Under DDP every rank loads rank 0's checkpoint: weights, optimiser states, step and the
+        history buffer's images. Ranks other than 0 then reseed their index/noise generators
+        from (seed, rank, phase, step), so that they do not replay rank 0's batches; a resumed
+        multi-process run is therefore not bit-identical to an uninterrupted one.
+        """
         self.refiner.load_state_dict(state["refiner"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_r.load_state_dict(state["opt_r"])
@@ -223,13 +374,22 @@ class SimGANTrainer:
         self.index_gen.set_state(state["index_gen"])
         self.noise_gen.set_state(state["noise_gen"])
         self.phase, self.step = state["phase"], state["step"]
+        if self.rank > 0:
+            seed = (self._stream_seed * 1_000_003 + PHASES.index(self.phase) * 100_003 + self.step) % 2**63
+            self.index_gen.manual_seed(seed)
+            self.noise_gen.manual_seed(seed + 1)
 
     @property
     def checkpoint_path(self) -> Path | None:
         return self.out_dir / "checkpoints" / "last.pt" if self.out_dir else None
 
     def save(self) -> None:
-        """Write ``checkpoints/last.pt`` atomically (after checking the weights are finite)."""
+        """Write ``checkpoints/last.pt`` atomically (after checking the weights are finite).
+
+        Waits for the device (a checkpoint is one of the loop's two sync points). Under DDP
+        every rank checks the weights (they are identical everywhere, so all ranks stop
+        together on non-finite ones) and rank 0 alone writes the plain modules' weights.
+        """
         if self.checkpoint_path is None:
             return
         for name, net in (("refiner", self.refiner), ("discriminator", self.discriminator)):
@@ -238,20 +398,23 @@ class SimGANTrainer:
                     f"{name} weights are not finite at {self.phase} step {self.step}; checkpoint not written "
                     "(the previous one is intact). Lower the learning rates or lambda."
                 )
-        save_checkpoint(self.state_dict(), self.checkpoint_path)
+        if self.is_main:
+            save_checkpoint(self.state_dict(), self.checkpoint_path)
 
     def resume(self) -> bool:
         """Load ``checkpoints/last.pt`` if it exists; returns whether it did.
 
         The checkpoint's training config must match this run's: a resumed run would otherwise
-        silently mix two experiments.
+        silently mix two experiments (settings that only change how it executes, such as
+        ``train.compile``, may differ). Under DDP every rank loads rank 0's checkpoint, then
+        all wait for each other, so rank 0 cannot replace it while another rank still reads it.
         """
         path = self.checkpoint_path
         if path is None or not path.exists():
             return False
         state = load_checkpoint(path, map_location=self.device)
-        saved = state["config"]
-        current = self.config.model_dump(mode="json")
+        saved = resume_comparable(state["config"])
+        current = resume_comparable(self.config.model_dump(mode="json"))
         changed = [k for k in ("train", "refiner", "discriminator", "feature", "seed") if saved.get(k) != current.get(k)]
         if changed:
             raise ConfigError(
@@ -261,33 +424,88 @@ class SimGANTrainer:
         self.load_state_dict(state)
         if self.log is not None:
             self.log.truncate_after(list(PHASES), self.phase, self.step)
+        if self.distributed:
+            dist_utils.barrier()
         return True
 
-    # ------------------------------------------------------------------ loop
+    # ------------------------------------------------------------------ logging (asynchronous)
     def _save_samples(self, tag: str) -> None:
-        if self.out_dir is None:
+        """Queue a sample grid: R is run now, the PNG is written at the next flush (rank 0 only)."""
+        if self.out_dir is None or not self.is_main:
             return
         was_training = self.refiner.training
         self.refiner.eval()
         with torch.no_grad():
             refined = self.refiner(self._grid_synthetic, self._grid_noise)
         self.refiner.train(was_training)
-        grid = sample_grid(self._grid_synthetic, refined, self._grid_real, self.image_spec.value_range)
-        save_sample_grid(grid, self.out_dir / "samples" / f"{tag}.png")
+        self._pending_samples.append(_PendingSamples(tag, _HostCopy(refined)))
+        if not self.async_logging:
+            self._write_samples()
 
-    def _check_finite(self, metrics: dict[str, Tensor]) -> dict[str, float]:
-        values = {k: float(v) for k, v in metrics.items()}
+    def _write_samples(self) -> None:
+        samples, self._pending_samples = self._pending_samples, []
+        if not samples or self.out_dir is None:
+            return
+        if not hasattr(self, "_grid_host"):  # host copies of the fixed grid inputs, made once
+            self._grid_host = (self._grid_synthetic.cpu(), self._grid_real.cpu())
+        synthetic, real = self._grid_host
+        for pending in samples:
+            grid = sample_grid(synthetic, pending.refined.wait(), real, self.image_spec.value_range)
+            save_sample_grid(grid, self.out_dir / "samples" / f"{pending.tag}.png")
+
+    def _start_record(self, phase: str, step: int, metrics: dict[str, Tensor]) -> _PendingRecord:
+        """Start moving ``metrics`` (scalar tensors on the device) to the host; returns at once.
+
+        Under DDP the values are first averaged over ranks (an all-reduce queued on the device),
+        so every rank logs, and checks, the same numbers: a NaN on one rank stops them all.
+        """
+        keys = list(metrics)
+        # stack promotes to the widest dtype, so the host values equal float(v) exactly.
+        values = torch.stack([v.detach().reshape(()) for v in metrics.values()])
+        if self.distributed:
+            values = dist_utils.all_reduce_mean(values)
+        return _PendingRecord(phase, step, keys, _HostCopy(values))
+
+    def _finish_record(self, pending: _PendingRecord) -> dict[str, float]:
+        """The host values of ``pending``; raises TrainingDivergedError if any is NaN or infinite."""
+        values = dict(zip(pending.keys, pending.values.wait().tolist()))
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
             raise TrainingDivergedError(
-                f"{', '.join(bad)} became {values[bad[0]]} at {self.phase} step {self.step}; stopped before "
+                f"{', '.join(bad)} became {values[bad[0]]} at {pending.phase} step {pending.step}; stopped before "
                 "writing a checkpoint (the last good one is kept). Lower the learning rates or lambda, "
                 "or check the input images for NaN."
             )
         return values
 
+    def _flush(self, on_log: Callable[[dict[str, Any]], None] | None, bar: Any = None) -> None:
+        """Write what is pending: sample grids, then the metrics record (checked for NaN).
+
+        Called one logging interval after a record was started (its copy is long finished),
+        and at checkpoints and the end of training, where waiting for the device is due anyway.
+        """
+        self._write_samples()
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        values = self._finish_record(pending)
+        record = {"phase": pending.phase, "step": pending.step, **{k: round(v, 6) for k, v in values.items()}}
+        self._last = values
+        if self.log is not None:
+            self.log.write(record)
+        if on_log is not None:
+            on_log(record)
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+
+    # ------------------------------------------------------------------ loop
     def train(self, resume: bool = False, on_log: Callable[[dict[str, Any]], None] | None = None) -> TrainingOutcome:
-        """Run every phase to the end (or the rest of them, when resuming)."""
+        """Run every phase to the end (or the rest of them, when resuming).
+
+        ``on_log(record)`` sees every metrics.jsonl record, one logging interval after its step
+        (at the latest at the next checkpoint); under DDP every rank sees the same records,
+        averaged over ranks.
+        """
         resumed = (self.phase, self.step) if resume and self.resume() else None
         lengths = {
             "refiner_pretrain": self.cfg.refiner_pretrain_steps,
@@ -301,7 +519,7 @@ class SimGANTrainer:
         }
         done_before = sum(lengths[p] for p in PHASES[: PHASES.index(self.phase)]) + self.step
         start = time.perf_counter()
-        last: dict[str, float] = {}
+        self._last, self._pending, self._pending_samples = {}, None, []
         bar = tqdm(total=sum(lengths.values()), initial=done_before, desc="SimGAN", disable=not self.progress, dynamic_ncols=True)
         try:
             for phase in PHASES[PHASES.index(self.phase) :]:
@@ -313,23 +531,27 @@ class SimGANTrainer:
                     self.step += 1
                     bar.update(1)
                     at_end = self.step == lengths[phase]
-                    if self.step % self.cfg.log_every == 0 or at_end:
-                        last = self._check_finite(metrics)
-                        record = {"phase": phase, "step": self.step, **{k: round(v, 6) for k, v in last.items()}}
-                        if self.log is not None:
-                            self.log.write(record)
-                        if on_log is not None:
-                            on_log(record)
-                        bar.set_postfix({k: f"{v:.3f}" for k, v in last.items()}, refresh=False)
+                    logged = self.step % self.cfg.log_every == 0 or at_end
+                    if logged:
+                        # Write the previous record (its copy finished long ago), start this one.
+                        self._flush(on_log, bar)
+                        self._pending = self._start_record(phase, self.step, metrics)
+                        if not self.async_logging:
+                            self._flush(on_log, bar)
                     if phase == "adversarial" and (self.step % self.cfg.sample_every == 0 or at_end):
                         self._save_samples(f"step_{self.step:06d}")
                     if self.step % self.cfg.checkpoint_every == 0 or at_end:
-                        self._check_finite(metrics)
+                        # A checkpoint waits for the device anyway: write everything pending,
+                        # and never save weights trained on a non-finite loss.
+                        self._flush(on_log, bar)
+                        if not logged:
+                            self._finish_record(self._start_record(phase, self.step, metrics))
                         self.save()
                 if phase == "refiner_pretrain" and lengths[phase] > 0:
                     self._save_samples("pretrained_refiner")
+            self._flush(on_log, bar)
         finally:
             bar.close()
         if self.out_dir is not None and self.step == 0 and not any(lengths.values()):
             self.save()
-        return TrainingOutcome(time.perf_counter() - start, last, resumed)
+        return TrainingOutcome(time.perf_counter() - start, dict(self._last), resumed)
