@@ -78,7 +78,7 @@ SUITES: dict[str, Suite] = {
                      "train.steps=300", "estimator.steps=150"],
             "hand_depth": ["data.n_synthetic=400", "data.n_real=400", "data.n_test=200", "data.n_target_train=400",
                            "train.steps=150", "train.discriminator_pretrain_steps=100",
-                           "estimator.steps=120", "estimator.batch_size=16"],
+                           "estimator.steps=100", "estimator.batch_size=16"],
         },
         seeds=3,
         noise_sigmas=(0.02, 0.05, 0.1),
