@@ -122,7 +122,8 @@ def _parse_options(items: Sequence[str]) -> dict[str, object]:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from simgan_toolkit.data.reading import convert_dataset, resolve_loader
+    from simgan_toolkit.data.convert import convert_dataset
+    from simgan_toolkit.data.formats import resolve_loader
     from simgan_toolkit.plugin import get_registry
 
     options = _parse_options(args.options)

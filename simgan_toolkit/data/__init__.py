@@ -10,7 +10,9 @@ from simgan_toolkit.data.hdf5 import (
     write_images_h5,
 )
 from simgan_toolkit.data.loader import DatasetLoader, Unit
-from simgan_toolkit.data.reading import SkipReport, convert_dataset, read_dataset, resolve_loader
+from simgan_toolkit.data.convert import convert_dataset
+from simgan_toolkit.data.formats import resolve_loader
+from simgan_toolkit.data.reading import SkipReport, read_dataset
 
 __all__ = [
     "DatasetLoader", "Unit", "SkipReport", "convert_dataset", "read_dataset", "resolve_loader",

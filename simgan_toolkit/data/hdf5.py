@@ -45,7 +45,7 @@ def init_layout(f: h5py.File, image_shape: tuple[int, ...], label_shapes: dict[s
     """Create the empty, growable datasets and the standard attributes in a new file ``f``.
 
     Shared by :class:`H5ImageWriter` and the resumable converter
-    (:func:`simgan_toolkit.data.reading.convert_dataset`), so both write the same layout.
+    (:func:`simgan_toolkit.data.convert.convert_dataset`), so both write the same layout.
     """
     f.create_dataset(
         "images", shape=(0, *image_shape), maxshape=(None, *image_shape), dtype="float32",

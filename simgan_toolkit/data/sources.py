@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from simgan_toolkit.config import DataSource
-from simgan_toolkit.data.reading import ToolkitH5Loader, resolve_loader, sample_dataset
+from simgan_toolkit.data.formats import ToolkitH5Loader, resolve_loader
+from simgan_toolkit.data.reading import sample_dataset
 from simgan_toolkit.errors import DataError, SimganError
 from simgan_toolkit.plugin.registry import Registry
 from simgan_toolkit.task import LabelledImages, Task

@@ -16,14 +16,10 @@ import pytest
 import torch
 
 from simgan_toolkit.data import FORMAT, read_attrs, read_images_h5, write_images_h5
-from simgan_toolkit.data.reading import (
-    SkippedFilesWarning,
-    SkipReport,
-    ToolkitH5Loader,
-    convert_dataset,
-    read_dataset,
-    resolve_loader,
-)
+from simgan_toolkit.data import convert as convert_module
+from simgan_toolkit.data.convert import convert_dataset
+from simgan_toolkit.data.formats import ToolkitH5Loader, resolve_loader
+from simgan_toolkit.data.reading import SkippedFilesWarning, SkipReport, read_dataset
 from simgan_toolkit.errors import ConfigError, DataError, PluginError
 from simgan_toolkit.task import LabelledImages
 
@@ -349,7 +345,6 @@ def test_stale_partial_without_record_starts_over(tmp_path, npz):
 def test_interrupt_inside_a_save_never_writes_rows_twice(tmp_path, npz, monkeypatch, where):
     """Ctrl-C arriving inside save() (after the rows, or after the record, before the in-memory
     commit) makes the way out save again: that must not append the same rows a second time."""
-    from simgan_toolkit.data import reading
 
     expected = npz.write(tmp_path / "ds", [2, 1, 3, 2])
     out = tmp_path / "d.h5"
@@ -365,7 +360,7 @@ def test_interrupt_inside_a_save_never_writes_rows_twice(tmp_path, npz, monkeypa
 
         monkeypatch.setattr(h5py.File, "flush", flaky)
     else:
-        original = reading._write_record
+        original = convert_module._write_record
 
         def flaky(path, state):
             original(path, state)
@@ -373,7 +368,7 @@ def test_interrupt_inside_a_save_never_writes_rows_twice(tmp_path, npz, monkeypa
             if calls["n"] == 2:  # the first is the empty record written at the start
                 raise KeyboardInterrupt
 
-        monkeypatch.setattr(reading, "_write_record", flaky)
+        monkeypatch.setattr(convert_module, "_write_record", flaky)
     with pytest.raises(KeyboardInterrupt):
         _convert(npz.Loader(), tmp_path / "ds", out, batch_units=2)
     monkeypatch.undo()
@@ -386,7 +381,7 @@ def test_interrupt_inside_a_save_never_writes_rows_twice(tmp_path, npz, monkeypa
 
 
 def test_fingerprint_has_one_definition():
-    from simgan_toolkit.data.reading import _fingerprint, _KeyHasher
+    from simgan_toolkit.data.convert import _fingerprint, _KeyHasher
 
     keys = [f"k{i}" for i in range(7)]
     hasher = _KeyHasher(keys)
