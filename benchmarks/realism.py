@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from simgan_toolkit.task import ImageSpec
+from simgan_toolkit.training.trainer import random_crops
 
 
 @torch.no_grad()
@@ -72,11 +73,14 @@ class RealnessClassifier(nn.Module):
 
 def visual_turing_test(
     real: Tensor, other: Tensor, spec: ImageSpec, *, steps: int = 300, batch_size: int = 64, seed: int = 0,
+    crop: int | None = None,
 ) -> float:
     """Held-out accuracy (%) of a fresh classifier trained to separate ``real`` from ``other``.
 
     Each set is split in half: the classifier trains on the first halves (balanced batches) and
-    is scored on the second halves (equal numbers of each; 50 % = chance).
+    is scored on the second halves (equal numbers of each; 50 % = chance). With ``crop`` it sees
+    random ``crop`` x ``crop`` patches (fresh ones per batch, one fixed patch per test image):
+    realism is local, and on 224x224 depth maps whole images cost ~10x more for the same verdict.
     """
     n = min(len(real), len(other)) // 2
     if n < 2:
@@ -90,6 +94,8 @@ def visual_turing_test(
     for _ in range(steps):
         i, j = torch.randint(n, (half,), generator=g), torch.randint(n, (half,), generator=g)
         x = torch.cat([real[:n][i.to(real.device)], other[:n][j.to(other.device)]])
+        if crop:
+            x = random_crops(x, crop, g)
         y = torch.cat([torch.ones(half), torch.zeros(half)]).to(x.device)
         loss = F.binary_cross_entropy_with_logits(model(x), y)
         opt.zero_grad(set_to_none=True)
@@ -98,5 +104,7 @@ def visual_turing_test(
     model.eval()
     with torch.no_grad():
         test_real, test_other = real[n : 2 * n], other[n : 2 * n]
+        if crop:
+            test_real, test_other = random_crops(test_real, crop, g), random_crops(test_other, crop, g)
         correct = (model(test_real) > 0).sum() + (model(test_other) <= 0).sum()
     return float(correct) / (2 * n) * 100

@@ -200,3 +200,17 @@ def test_pooled_features_passes_flat_features_through():
 def test_pooled_features_take_no_gradient():
     images = torch.ones(2, 1, 2, 2, requires_grad=True)
     assert not pooled_features(_Fake(), images).requires_grad
+
+
+def test_visual_turing_test_on_patches_separates_and_checks_the_size():
+    """With ``crop`` the classifier sees 8x8 patches of 24x24 images: a local texture
+    difference (noise of std 0.5 vs 0.05) is still told apart; a patch larger than the image
+    is a clear error."""
+    from simgan_toolkit.task import ImageSpec
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(64, 1, 24, 24, generator=g) * 0.5
+    other = torch.randn(64, 1, 24, 24, generator=g) * 0.05
+    assert visual_turing_test(real, other, ImageSpec(1, 24, 24), steps=60, crop=8) >= 90
+    with pytest.raises(ValueError, match="larger than the images"):
+        visual_turing_test(real, other, ImageSpec(1, 24, 24), steps=1, crop=32)
