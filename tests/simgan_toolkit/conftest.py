@@ -57,7 +57,8 @@ class NpzLoader(DatasetLoader):
             raise KeyboardInterrupt
         if unit.key == self.fail_at:
             raise RuntimeError("simulated failure")
-        with np.load(unit.path) as z:
+        # Our own file handle: np.load leaks its own when the file is not a valid .npz.
+        with open(unit.path, "rb") as fh, np.load(fh) as z:
             raw, y = z["images"], z["y"]
         images = torch.from_numpy(raw.astype(np.float32) / 127.5 - 1 if raw.dtype == np.uint8 else raw)
         return LabelledImages(images, {"y": torch.from_numpy(y)})
