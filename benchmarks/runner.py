@@ -48,7 +48,7 @@ def run_realism(ctx: BenchContext, artefacts: dict[str, Any], ablation_runs: lis
         name = run.variant if run.variant.startswith("refined") else f"refined, {run.variant}"
         sets[name] = (run.refined[: ctx.n_base], run.preservation)
     extractor = artefacts["oracle_models"][0]
-    extractor_name = f"{ctx.config.estimator.name} trained on labelled target images (seed {ctx.config.seed}), spatially pooled features()"
+    extractor_name = f"{ctx.config.estimator.name} trained on labelled target images (seed {ctx.config.seed}), spatially pooled features"
     real_features = pooled_features(extractor, reference)
     # The classifier looks at 64x64 patches of large images (the hand crops), whole small ones.
     crop = TURING_CROP if min(spec.height, spec.width) > 2 * TURING_CROP else None

@@ -185,7 +185,7 @@ def hand_profiles() -> dict[str, dict[str, Any]]:
         "default": {
             "refiner": {"width": 16, "blocks": 3, "kernel_size": 3, "output": "residual", "noise_channels": 1},
             # Batch norm and a long D pretraining: without them D stays near chance on the
-            # sensor effects within a CPU budget (docs/hand.md, "Why the discriminator needs help").
+            # sensor effects within a CPU budget (docs/hand.md, "How we got here", finding 2).
             "discriminator": {"layers": ["conv5s2-48", "conv3s2-32", "conv3-32", "conv1-32", "conv1-2"], "norm": "batch"},
             "train": {
                 "batch_size": 16, "crop_size": 64, "refiner_pretrain_steps": 30, "discriminator_pretrain_steps": 500, "steps": 400,
