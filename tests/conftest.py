@@ -6,6 +6,7 @@ residual block and a two-layer discriminator.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -106,20 +107,34 @@ def make_trainer(tiny_spec, tiny_images):
     return make
 
 
-@pytest.fixture(autouse=True)
-def _one_thread_for_engine_tests(request):
-    """Engine tests (tests/simgan_toolkit) run with one intra-op thread.
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """The whole suite runs with one intra-op thread.
 
-    Every tensor there is tiny: one thread is as fast, and far faster when other processes
-    share the 2 cores (spinning OpenMP workers then stall each other). Other suites keep the
-    default, so their timings are not affected.
+    Test tensors are small: one thread is about as fast on an idle machine and far faster when
+    other processes share the 2 cores (spinning OpenMP workers then stall each other: the tiny
+    benchmark suite takes ~70 s with two threads, ~13 s with one). Session scope, so that
+    module-scoped fixtures (the end-to-end benchmark runs) are covered too.
     """
-    if "simgan_toolkit" not in request.path.parts:
-        yield
-        return
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """``cli(*argv)`` -> (exit code, stdout, stderr) of ``simgan`` (``cli.main``) run in-process."""
+    from simgan_toolkit.cli import main
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main() replaces it
+
+    def call(*argv: object) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return call

@@ -1,4 +1,4 @@
-"""Shared fixtures of the benchmark tests: one torch thread, and fake benchmark contexts.
+"""Shared fixture of the benchmark tests: fake benchmark contexts (one torch thread: tests/conftest.py).
 
 The real :class:`benchmarks.context.BenchContext` needs generated data splits; the unit tests
 of the picking, scoring and ablation logic only need its attributes, so ``fake_ctx`` builds a
@@ -14,19 +14,6 @@ import pytest
 import torch
 
 from simgan_toolkit.task import ImageSpec, LabelledImages, MetricSpec
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Every benchmark test runs with one intra-op thread (module scope, so that it also covers
-    the module-scoped end-to-end runs). On a shared 2-core machine two spinning OpenMP workers
-    stall each other: the tiny suite takes ~70 s with two threads and ~13 s with one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _labelled(n: int, fill: float) -> LabelledImages:

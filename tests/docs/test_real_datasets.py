@@ -9,7 +9,6 @@ import json
 import math
 import re
 import shlex
-import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -21,7 +20,6 @@ import torch
 from PIL import Image
 
 from simgan_toolkit import plugin as plugin_module
-from simgan_toolkit.cli import main
 from simgan_toolkit.data import convert_dataset, read_images_h5, resolve_loader
 from simgan_toolkit.plugin import PluginManager
 
@@ -35,27 +33,6 @@ def _load(name: str, path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main() replaces it
-
-    def call(*argv: object) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return call
 
 
 # --- the example format --------------------------------------------------------------------

@@ -13,12 +13,10 @@ import os
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 
-from simgan_toolkit.cli import main
 from simgan_toolkit.config import RunConfig
 from simgan_toolkit.data import read_attrs, read_images_h5
 
@@ -53,20 +51,6 @@ def smoke_run(tmp_path_factory):
         for p in out.rglob("*") if p.is_file() and p.suffix in (".pt", ".jsonl", ".json", ".h5")
     }
     return {"out": out, "proc": proc, "summary": json.loads((out / "summary.json").read_text()), "files": files}
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    """Call ``cli.main`` in-process; returns (exit code, stdout, stderr)."""
-    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main() replaces it
-
-    def call(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return call
 
 
 def test_smoke_run_writes_everything(smoke_run):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from simgan_gaze import simulator
-from simgan_gaze.eye_model import EyeParams, pitch_yaw_to_vector, pupil_centre_px, sample_eye_params
+from simgan_gaze.eye_model import pitch_yaw_to_vector, pupil_centre_px, sample_eye_params
 from simgan_gaze.simulator import eye_layers, render_synthetic, simulate_eyes
 
 

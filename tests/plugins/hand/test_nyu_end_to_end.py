@@ -9,7 +9,6 @@ Expected labels and pixels come from the official NYU formulas, not from the loa
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,6 @@ import torch
 from PIL import Image
 
 from simgan_hand.nyu_files import NYU_EVAL_FILE_INDICES, NYU_JOINT_NAMES, PALM_3, pack_depth_rgb
-from simgan_toolkit.cli import main
 from simgan_toolkit.data import read_attrs, read_images_h5
 
 # Official MATLAB helpers (convert_xyz_to_uvd.m): y up in xyz.
@@ -29,29 +27,6 @@ HAND_MM, FOREARM_MM, WALL_MM, RADIUS_PX = 800, 830, 2000, 30
 #: PALM_3 of each fabricated frame, NYU xyz (y up), mm.
 TRAIN_CENTRES = [(20.0, 30.0, 770.0), (-40.0, 10.0, 700.0), (60.0, -20.0, 820.0)]
 TEST_CENTRES = [(0.0, 0.0, 750.0), (30.0, -30.0, 800.0)]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine this is ~5x faster than the default."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    """``cli(*argv)`` -> (exit code, stdout, stderr) of ``simgan`` with the installed plugins."""
-    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main() replaces it
-
-    def call(*argv: object) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return call
 
 
 # --- fabrication ------------------------------------------------------------------------------

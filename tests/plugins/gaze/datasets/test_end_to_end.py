@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,6 @@ import pytest
 import torch
 
 from simgan_gaze.datasets.unityeyes import UnityEyesLoader
-from simgan_toolkit.cli import main
 from simgan_toolkit.data import read_attrs, read_images_h5
 from simgan_toolkit.data.reading import SkippedFilesWarning
 
@@ -29,29 +27,6 @@ LOOK_VECS = {1: (0.3404, 0.3879, -0.8566), 2: (0.0, 0.0, -1.0), 3: (-0.2, -0.1, 
 SCALE = 55 / 192
 #: The pupil sits (15, +5 up) frame px from the eye centre, which lands on crop pixel (27, 17).
 PUPIL_CROP = (27 + 15 * SCALE, 17 - 5 * SCALE)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine this is ~5x faster than the default."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    """``cli(*argv)`` -> (exit code, stdout, stderr) of ``simgan`` with the installed plugins."""
-    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main() replaces it
-
-    def call(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return call
 
 
 def expected_labels(look_vec: tuple[float, float, float]) -> tuple[list[float], list[float]]:
