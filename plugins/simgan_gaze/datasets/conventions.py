@@ -19,10 +19,22 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from simgan_gaze.eye_model import vector_to_pitch_yaw
+from simgan_toolkit.data.loader import DatasetLoader
 from simgan_toolkit.errors import DataError
 
 #: Image size every gaze loader returns (H, W), as in the SimGAN gaze experiments.
 EYE_HEIGHT, EYE_WIDTH = 35, 55
+
+
+class EyeCropLoader(DatasetLoader):
+    """Base of the gaze loaders: (C, 35, 55) eye crops, C = 3 when ``self.rgb`` else 1."""
+
+    rgb: bool = False
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (3 if self.rgb else 1, EYE_HEIGHT, EYE_WIDTH)
+
 
 #: Gaze vectors shorter than this cannot be normalised; a file holding one is broken.
 _MIN_NORM = 1e-6

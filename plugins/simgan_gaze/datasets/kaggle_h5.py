@@ -41,11 +41,12 @@ import torch
 from simgan_gaze.datasets.conventions import (
     EYE_HEIGHT,
     EYE_WIDTH,
+    EyeCropLoader,
     gaze_labels,
     intensities_to_unit_range,
     unity_to_camera,
 )
-from simgan_toolkit.data.loader import DatasetLoader, Unit, bool_option, int_option
+from simgan_toolkit.data.loader import Unit, bool_option, int_option
 from simgan_toolkit.errors import ConfigError, DataError
 from simgan_toolkit.task import LabelledImages
 
@@ -140,7 +141,7 @@ class Chunk:
     names: tuple[str, ...]
 
 
-class KaggleGazeLoader(DatasetLoader):
+class KaggleGazeLoader(EyeCropLoader):
     """Kaggle ``gaze.h5`` -> (N, C, 35, 55) synthetic eyes in [-1, 1] with gaze labels.
 
     ``root`` is the ``.h5`` file, or a folder holding exactly one such file (one with a
@@ -172,10 +173,6 @@ class KaggleGazeLoader(DatasetLoader):
         if not isinstance(look_vec_y, str) or look_vec_y not in LOOK_VEC_Y:
             raise ConfigError(f"{self.name}: option look_vec_y must be 'up' (Unity, the default) or 'down' (OpenCV), got {look_vec_y!r}")
         self.look_vec_y = look_vec_y
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (3 if self.rgb else 1, EYE_HEIGHT, EYE_WIDTH)
 
     @property
     def label_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -24,8 +24,7 @@ import torch
 from torch import Tensor
 
 from simgan_gaze.datasets.conventions import (
-    EYE_HEIGHT,
-    EYE_WIDTH,
+    EyeCropLoader,
     as_channels,
     gaze_labels,
     intensities_to_unit_range,
@@ -33,7 +32,7 @@ from simgan_gaze.datasets.conventions import (
     pose_pitch_yaw,
     resize_eyes,
 )
-from simgan_toolkit.data.loader import DatasetLoader, Unit, bool_option
+from simgan_toolkit.data.loader import Unit, bool_option
 from simgan_toolkit.errors import ConfigError, DataError
 from simgan_toolkit.task import LabelledImages
 
@@ -192,7 +191,7 @@ def _normalized_dir(root: Path) -> Path | None:
     return None
 
 
-class MPIIGazeLoader(DatasetLoader):
+class MPIIGazeLoader(EyeCropLoader):
     """MPIIGaze Normalized eyes -> (N, C, 35, 55) in [-1, 1]; one unit per (person, day) file.
 
     ``root`` is the MPIIGaze folder (holding ``Data/Normalized`` and ``Evaluation Subset``) or
@@ -241,10 +240,6 @@ class MPIIGazeLoader(DatasetLoader):
         self.sides = SIDES if eyes == "both" else (eyes,)
         self.flip_right = bool_option(self.name, "flip_right", flip_right)
         self.rgb = bool_option(self.name, "rgb", rgb)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (3 if self.rgb else 1, EYE_HEIGHT, EYE_WIDTH)
 
     @property
     def label_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -22,12 +22,13 @@ from torch import Tensor
 from simgan_gaze.datasets.conventions import (
     EYE_HEIGHT,
     EYE_WIDTH,
+    EyeCropLoader,
     gaze_labels,
     intensities_to_unit_range,
     unity_to_camera,
 )
 from simgan_gaze.datasets.crop import crop_affine, eye_crop_matrix, transform_points
-from simgan_toolkit.data.loader import DatasetLoader, Unit, bool_option
+from simgan_toolkit.data.loader import Unit, bool_option
 from simgan_toolkit.errors import DataError
 from simgan_toolkit.task import LabelledImages
 
@@ -287,7 +288,7 @@ def _frames_dir(root: Path) -> Path | None:
     return None
 
 
-class UnityEyesLoader(DatasetLoader):
+class UnityEyesLoader(EyeCropLoader):
     """UnityEyes renders -> (1, C, 35, 55) eye crops in [-1, 1], one unit per frame.
 
     ``root`` is the folder UnityEyes ran in (holding ``imgs/``) or ``imgs/`` itself. Units are
@@ -310,10 +311,6 @@ class UnityEyesLoader(DatasetLoader):
 
     def __init__(self, rgb: bool = False) -> None:
         self.rgb = bool_option(self.name, "rgb", rgb)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (3 if self.rgb else 1, EYE_HEIGHT, EYE_WIDTH)
 
     @property
     def label_shapes(self) -> dict[str, tuple[int, ...]]:
