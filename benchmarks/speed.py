@@ -32,15 +32,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
-    """Seconds per call of ``fn`` (mean of ``repeats`` after one warm-up call)."""
-    fn()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
+def seconds_per_call(fn: Callable[[], Any], device: torch.device, iters: int, warmup: int = 1) -> float:
+    """Mean wall seconds per ``fn()`` over ``iters`` calls after ``warmup`` untimed ones,
+    with CUDA synchronised around the timer."""
+    for _ in range(warmup):
         fn()
     _sync(device)
-    return (time.perf_counter() - start) / repeats
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - start) / iters
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -56,21 +58,21 @@ def measure_speed(task_name: str, task: Task, profile: str, registry: Registry, 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     n_sim = max(2 * b, 64)
-    sim = _timed(lambda: task.synthetic(n_sim, 0, device), device, 1)
-    target = _timed(lambda: task.real(n_sim, 1, device), device, 1)
+    sim = seconds_per_call(lambda: task.synthetic(n_sim, 0, device), device, 1)
+    target = seconds_per_call(lambda: task.real(n_sim, 1, device), device, 1)
     synthetic, real = task.synthetic(2 * b, 2, device).images, task.real(2 * b, 3, device)
 
     refiner, discriminator, psi, loss_name, loss = build_simgan(config, registry, task, device)
     trainer = SimGANTrainer(config, task.image_spec, refiner, discriminator, psi, loss, synthetic, real, device, progress=False)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    iteration = _timed(trainer.adversarial_iteration, device, iterations)
+    iteration = seconds_per_call(trainer.adversarial_iteration, device, iterations)
     train_memory = _peak_memory_mb(device)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     n_refine = min(len(synthetic), 256)
-    refine = _timed(lambda: refine_images(refiner, synthetic[:n_refine], batch_size=min(b, 256)), device, 1)
+    refine = seconds_per_call(lambda: refine_images(refiner, synthetic[:n_refine], batch_size=min(b, 256)), device, 1)
     refine_memory = _peak_memory_mb(device)
     return {
         "task": task_name, "profile": profile, "device": str(device), "batch_size": b,

@@ -21,34 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.speed import seconds_per_call
 from simgan_toolkit.config import build_config
 from simgan_toolkit.pipeline import build_simgan, environment_info, resolve_device
 from simgan_toolkit.plugin import Registry, get_registry
 from simgan_toolkit.training import SimGANTrainer
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def seconds_per_call(fn: Callable[[], Any], device: torch.device, iters: int, warmup: int) -> float:
-    """Mean wall seconds per ``fn()`` after ``warmup`` calls, synchronised around the timer."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - start) / iters
 
 
 def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.bfloat16, n: int = 8192, iters: int = 20) -> float:

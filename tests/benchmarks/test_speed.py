@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from benchmarks.speed import _timed, measure_speed
+from benchmarks.speed import measure_speed, seconds_per_call
 
 THROUGHPUTS = ("simulator_images_per_s", "target_images_per_s", "train_images_per_s", "refine_images_per_s")
 
@@ -29,6 +29,6 @@ def test_measure_speed_gaze_smoke_on_cpu(registry):
 
 def test_timed_warms_up_once_then_averages():
     calls = []
-    seconds = _timed(lambda: calls.append(1), torch.device("cpu"), 3)
+    seconds = seconds_per_call(lambda: calls.append(1), torch.device("cpu"), 3)
     assert len(calls) == 4
     assert 0 <= seconds < 1
