@@ -176,6 +176,30 @@ def _listed_units(loader: DatasetLoader, root: Path) -> list[Unit]:
     return units
 
 
+def _read_or_skip(loader: DatasetLoader, unit: Unit, report: SkipReport, skip_bad: bool) -> LabelledImages | None:
+    """One checked unit, counted in ``report``; with ``skip_bad`` a bad file is recorded as
+    skipped and None returned, otherwise its DataError propagates."""
+    try:
+        part = read_unit_checked(loader, unit)
+    except DataError as exc:
+        if not skip_bad:
+            raise
+        report.add_skip(str(unit.path), _reason(exc), _unit_size(loader, unit))
+        return None
+    report.read += 1
+    report.images += len(part)
+    return part
+
+
+def _finish_report(report: SkipReport, root: Path, n_units: int) -> None:
+    """Warn about skipped files; a dataset that gave no readable file or no image is an error."""
+    _warn_skipped(report)
+    if report.read == 0:
+        raise DataError(f"{str(root)!r}: none of its {n_units} files could be read; first: {report.skipped[0][0]}: {report.skipped[0][1]}")
+    if report.images == 0:
+        raise DataError(f"{str(root)!r}: its {report.read} files hold no images")
+
+
 def read_dataset(
     loader: DatasetLoader,
     root: str | Path,
@@ -213,23 +237,13 @@ def read_dataset(
     report = SkipReport()
     parts: list[LabelledImages] = []
     for unit in tqdm(units, desc=f"reading {loader.name}", unit="file", disable=not progress, leave=False):
-        try:
-            part = read_unit_checked(loader, unit)
-        except DataError as exc:
-            if not skip_bad:
-                raise
-            report.add_skip(str(unit.path), _reason(exc), _unit_size(loader, unit))
+        part = _read_or_skip(loader, unit, report, skip_bad)
+        if part is None:
             continue
-        report.read += 1
         parts.append(part)
-        report.images += len(part)
         if limit is not None and report.images >= limit:
             break
-    _warn_skipped(report)
-    if report.read == 0:
-        raise DataError(f"{str(root)!r}: none of its {len(units)} files could be read; first: {report.skipped[0][0]}: {report.skipped[0][1]}")
-    if report.images == 0:
-        raise DataError(f"{str(root)!r}: its {report.read} files hold no images")
+    _finish_report(report, root, len(units))
     data = LabelledImages(
         torch.cat([p.images for p in parts]), {k: torch.cat([p.labels[k] for p in parts]) for k in parts[0].labels}
     )
@@ -285,28 +299,17 @@ def sample_dataset(
     try:
         for position in order:
             unit = units[position]
-            try:
-                part = read_unit_checked(loader, unit)
-            except DataError as exc:
-                if not skip_bad:
-                    raise
-                report.add_skip(str(unit.path), _reason(exc), _unit_size(loader, unit))
-                bar.update()
-                continue
+            part = _read_or_skip(loader, unit, report, skip_bad)
             bar.update()
+            if part is None:
+                continue
             sample.add(part, torch.rand(len(part), generator=generator, dtype=torch.float64))
-            report.read += 1
-            report.images += len(part)
             largest = max(largest, len(part))
             if report.images >= n + 2 * largest and report.read + len(report.skipped) >= min_units:
                 break
     finally:
         bar.close()
-    _warn_skipped(report)
-    if report.read == 0:
-        raise DataError(f"{str(root)!r}: none of its {len(units)} files could be read; first: {report.skipped[0][0]}: {report.skipped[0][1]}")
-    if report.images == 0:
-        raise DataError(f"{str(root)!r}: its {report.read} files hold no images")
+    _finish_report(report, root, len(units))
     return sample.result(), report
 
 
