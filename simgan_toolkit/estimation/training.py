@@ -19,6 +19,7 @@ from simgan_toolkit.config import EstimatorConfig
 from simgan_toolkit.errors import TrainingDivergedError
 from simgan_toolkit.io import atomic_path
 from simgan_toolkit.task import LabelledImages, Task
+from simgan_toolkit.training.optim import fused_option
 
 
 def build_estimator(task: Task, cfg: EstimatorConfig, registry: Any) -> nn.Module:
@@ -55,7 +56,8 @@ def train_estimator(
     device = train.images.device
     generator = torch.Generator().manual_seed(seed)
     aug_generator = torch.Generator(device=device).manual_seed(seed + 1)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused_option(params))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
     model.train()
     start = time.perf_counter()
