@@ -13,10 +13,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from simgan_toolkit.estimation import build_estimator, evaluate_estimator, train_estimator
-from simgan_toolkit.task import LabelledImages
-
 from benchmarks.context import BenchContext
+from simgan_toolkit.estimation import (
+    build_estimator,
+    evaluate_estimator,
+    train_estimator,
+)
+from simgan_toolkit.task import LabelledImages
 
 ImageTransform = Callable[[Tensor, torch.Generator], Tensor]
 
@@ -25,7 +28,7 @@ def train_one(ctx: BenchContext, train: LabelledImages, seed: int, transform: Im
     """A fresh estimator (weights seeded by ``seed``) trained on ``train``."""
     torch.manual_seed(seed)
     model = build_estimator(ctx.task, ctx.config.estimator, ctx.registry).to(ctx.device)
-    if ctx.config.channels_last and ctx.device.type == "cuda":
+    if ctx.config.channels_last:  # as the pipeline does: also ~15 % faster with oneDNN on CPUs
         model = model.to(memory_format=torch.channels_last)
     train_estimator(ctx.task, model, train, ctx.config.estimator, seed, progress=False, image_transform=transform)
     return model
