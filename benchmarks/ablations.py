@@ -1,8 +1,9 @@
 """SimGAN ablations: one change to the suite's config per row, scored like the sim-to-real rows.
 
 Groups (:data:`GROUPS`): ``history`` (no history buffer), ``discriminator`` (global instead of
-local), ``feature`` (every other registered psi), ``lam`` (the suite's lambda sweep), ``k_g``
-(the suite's K_g values). The suite's own config is the reference row ("SimGAN, as configured"),
+local), ``feature`` (every other psi; on one-channel images the channel mean equals the identity
+and only one of the two is run), ``lam`` (the suite's lambda sweep), ``k_g`` (the suite's K_g
+values). The suite's own config is the reference row ("SimGAN, as configured"),
 reused from the sim-to-real table.
 """
 
@@ -31,12 +32,22 @@ def variants(ctx: BenchContext) -> list[tuple[str, str, list[str]]]:
         other = "global" if cfg.discriminator.name == "local" else "local"
         out.append(("discriminator", f"{other} discriminator", [f"discriminator.name='{other}'"]))
     if "feature" in ctx.suite.ablations:
-        out += [("feature", f"psi = {f}", [f"feature.name='{f}'"]) for f in FEATURES if f != cfg.feature.name]
+        seen = {_same_feature(cfg.feature.name, ctx.task.image_spec.channels)}
+        for f in FEATURES:
+            if _same_feature(f, ctx.task.image_spec.channels) not in seen:
+                seen.add(_same_feature(f, ctx.task.image_spec.channels))
+                out.append(("feature", f"psi = {f}", [f"feature.name='{f}'"]))
     if "lam" in ctx.suite.ablations:
         out += [("lam", f"lambda = {v:g}", [f"train.lam={v}"]) for v in ctx.suite.lam_sweep if v != cfg.train.lam]
     if "k_g" in ctx.suite.ablations:
         out += [("k_g", f"K_g = {v}", [f"train.k_g={v}"]) for v in ctx.suite.k_g_values if v != cfg.train.k_g]
     return out
+
+
+def _same_feature(name: str, channels: int) -> str:
+    """The feature transform ``name`` computes on ``channels``-channel images: on one channel the
+    channel mean *is* the identity, so its row would repeat the identity row at full cost."""
+    return "identity" if name == "channel_mean" and channels == 1 else name
 
 
 def run_ablations(ctx: BenchContext, sim2real: dict[str, Any], artefacts: dict[str, Any]) -> tuple[dict[str, Any], list[RefinerRun]]:

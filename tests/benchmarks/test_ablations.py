@@ -12,6 +12,7 @@ from benchmarks.ablations import GROUPS, run_ablations, variants
 from benchmarks.refining import RefinerRun
 from benchmarks.suites import SUITES, Suite
 from simgan_toolkit.config import build_config
+from simgan_toolkit.task import ImageSpec
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +22,12 @@ def gaze_profiles(registry):
 
 @pytest.fixture
 def ctx_for(gaze_profiles):
-    """``ctx_for(suite, *overrides)``: a namespace with the gaze smoke config (plus overrides) and ``suite``."""
+    """``ctx_for(suite, *overrides, channels=3)``: a namespace with the gaze smoke config (plus
+    overrides), ``suite`` and a task whose images have ``channels`` channels."""
 
-    def make(suite: Suite, *overrides: str) -> SimpleNamespace:
-        return SimpleNamespace(config=build_config("gaze", "smoke", gaze_profiles, overrides=list(overrides)), suite=suite)
+    def make(suite: Suite, *overrides: str, channels: int = 3) -> SimpleNamespace:
+        task = SimpleNamespace(image_spec=ImageSpec(channels, 35, 55))
+        return SimpleNamespace(config=build_config("gaze", "smoke", gaze_profiles, overrides=list(overrides)), suite=suite, task=task)
 
     return make
 
@@ -74,9 +77,23 @@ def test_variants_of_sweeps_equal_to_the_config_are_empty(ctx_for):
 
 
 def test_tiny_suite_variants_on_gaze(ctx_for):
-    names = [name for _, name, _ in variants(ctx_for(SUITES["tiny"]))]
-    # tiny's K_g value 2 is the smoke profile's own: no K_g row
-    assert names == ["no history buffer", "global discriminator", "psi = channel_mean", "psi = gradients", "psi = learned", "lambda = 2"]
+    names = [name for _, name, _ in variants(ctx_for(SUITES["tiny"], channels=1))]
+    # tiny's K_g value 2 is the smoke profile's own: no K_g row; grayscale: no channel-mean row
+    assert names == ["no history buffer", "global discriminator", "psi = gradients", "psi = learned", "lambda = 2"]
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected"),
+    [
+        ("identity", ["gradients", "learned"]),  # channel mean = identity on one channel
+        ("channel_mean", ["gradients", "learned"]),  # and the other way round
+        ("gradients", ["identity", "learned"]),  # identity and channel mean: one row, not two
+    ],
+)
+def test_one_channel_images_get_one_row_for_identity_and_channel_mean(ctx_for, configured, expected):
+    suite = Suite("t", "smoke", ablations=("feature",))
+    rows = variants(ctx_for(suite, f"feature.name='{configured}'", channels=1))
+    assert [name for _, name, _ in rows] == [f"psi = {f}" for f in expected]
 
 
 @pytest.mark.parametrize("bad", [("history", "dropout"), ("Lam",)])
