@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+import torch
 
-from benchmarks.__main__ import build_parser, main
+from benchmarks.__main__ import build_parser, main, parse_jobs
 from benchmarks.runner import PARTS
 
 
@@ -75,14 +77,14 @@ def test_help(capsys):
         main(["--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--suite", "--task", "--out", "--parts", "--device", "--set"):
+    for option in ("--suite", "--task", "--out", "--parts", "--device", "--jobs", "--set"):
         assert option in text
     assert "tiny" in text and "quick" in text and "full" in text
 
 
 def test_parser_defaults():
     args = build_parser().parse_args(["--out", "x"])
-    assert (args.suite, args.task, args.parts, args.device, args.overrides) == ("quick", "all", ",".join(PARTS), "auto", [])
+    assert (args.suite, args.task, args.parts, args.device, args.jobs, args.overrides) == ("quick", "all", ",".join(PARTS), "auto", "auto", [])
 
 
 def test_speed_only_run_records_the_command(tmp_path, capsys):
@@ -102,3 +104,27 @@ def test_empty_task_list_and_empty_parts_are_errors(tmp_path, capsys):
     assert main(["--suite", "tiny", "--task", "gaze", "--parts", ",", "--out", str(tmp_path / "b"), "--device", "cpu"]) == 2
     assert "none given" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "n_tasks", "device", "expected"),
+    [
+        ("3", 2, "cpu", 3),  # more than the tasks is allowed; run_tasks caps it
+        ("1", 2, "cuda", 1),
+        ("auto", 1, "cpu", 1),
+        ("auto", 5, "cuda", 1),  # tasks on one GPU would only queue for it
+        ("auto", 2, "cpu", min(2, os.cpu_count() or 1)),
+        ("auto", 10_000, "cpu", os.cpu_count() or 1),
+    ],
+)
+def test_jobs_values(value, n_tasks, device, expected):
+    assert parse_jobs(value, n_tasks, torch.device(device)) == expected
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two", "1.5", ""])
+def test_bad_jobs_exit_2_naming_the_option(tmp_path, capsys, bad):
+    out = tmp_path / "out"
+    assert main(["--suite", "tiny", "--task", "gaze", "--jobs", bad, "--out", str(out), "--device", "cpu"]) == 2
+    line = _one_error_line(capsys)
+    assert "--jobs" in line and repr(bad) in line
+    assert not out.exists()

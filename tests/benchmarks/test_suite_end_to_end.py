@@ -119,8 +119,9 @@ def test_gaze_ablations(gaze):
     names = list(rows)
     assert names[0].startswith("SimGAN, as configured") and rows[names[0]]["group"] == "reference"
     assert rows[names[0]]["mean"] == r["sim2real"]["refined (SimGAN)"]["mean"]
-    assert names[1:] == ["no history buffer", "global discriminator", "psi = channel_mean", "psi = gradients", "psi = learned", "lambda = 2"]
-    assert [rows[n]["group"] for n in names[1:]] == ["history", "discriminator", "feature", "feature", "feature", "lam"]
+    # gaze is grayscale: psi = channel_mean would repeat the identity row
+    assert names[1:] == ["no history buffer", "global discriminator", "psi = gradients", "psi = learned", "lambda = 2"]
+    assert [rows[n]["group"] for n in names[1:]] == ["history", "discriminator", "feature", "feature", "lam"]
     _check_rows(rows, TINY.seeds)
     _check_gap(rows, r["sim2real"], "angular_error_deg")
     # one SimGAN output folder per refiner trained: the suite's own plus one per ablation
@@ -175,6 +176,22 @@ def test_second_run_into_the_same_folder_is_refused(gaze, registry):
     with pytest.raises(ConfigError, match="already holds benchmark results"):
         run_suite(TINY, ["gaze"], registry, CPU, gaze["out"], say=lambda _: None)
     assert (gaze["out"] / "results.json").read_bytes() == before
+
+
+def test_two_tasks_in_two_processes_match_the_in_process_run(gaze, registry, tmp_path):
+    """--jobs 2: each task in its own spawned process; the same seeds give the same numbers."""
+    suite = dataclasses.replace(TINY, ablations=())
+    said: list[str] = []
+    results = run_suite(suite, ["gaze_rgb", "gaze"], registry, CPU, tmp_path / "out", parts=("sim2real",), say=said.append, jobs=2)
+    assert list(results["tasks"]) == ["gaze_rgb", "gaze"] and results["jobs"] == 2
+    assert said[0] == "running 2 tasks in 2 processes, 1 torch thread(s) each"
+    for row, expected in gaze["results"]["tasks"]["gaze"]["sim2real"].items():
+        got = results["tasks"]["gaze"]["sim2real"][row]
+        for seed_got, seed_expected in zip(got["per_seed"], expected["per_seed"], strict=True):
+            assert seed_got == pytest.approx(seed_expected, rel=1e-4), row
+    assert results["tasks"]["gaze_rgb"]["sim2real"]["synthetic"]["per_seed"] != results["tasks"]["gaze"]["sim2real"]["synthetic"]["per_seed"]
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["tasks"].keys() == {"gaze", "gaze_rgb"}
+    assert not (tmp_path / "out" / "results.partial.json").exists()
 
 
 # ---------------------------------------------------------------- hand_depth: no realism, one ablation
