@@ -18,12 +18,11 @@ import kornia.augmentation as K
 import torch
 from torch import Tensor
 
-from simgan_toolkit.errors import ConfigError
-from simgan_toolkit.task import ImageSpec
-
 from benchmarks.context import BenchContext
 from benchmarks.scoring import ImageTransform, better, train_one
+from simgan_toolkit.errors import ConfigError
 from simgan_toolkit.estimation import evaluate_estimator
+from simgan_toolkit.task import ImageSpec
 
 
 def gaussian_noise(sigma: float, spec: ImageSpec) -> ImageTransform:

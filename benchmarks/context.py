@@ -14,11 +14,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from benchmarks.suites import Suite
 from simgan_toolkit.config import RunConfig, build_config
 from simgan_toolkit.plugin import Registry
 from simgan_toolkit.task import LabelledImages, Task
-
-from benchmarks.suites import Suite
 
 # Offsets from the run seed, one per split (the validation split is the benchmark's own).
 SEED_SYNTHETIC, SEED_REAL, SEED_TEST, SEED_TARGET, SEED_VAL = 101, 202, 303, 404, 505

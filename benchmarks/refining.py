@@ -8,11 +8,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from benchmarks.context import BenchContext, suite_config
 from simgan_toolkit.pipeline import build_simgan
 from simgan_toolkit.refine import refine_images
 from simgan_toolkit.training import SimGANTrainer
-
-from benchmarks.context import BenchContext, suite_config
 
 
 @dataclass

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from simgan_toolkit.report import gap_closed
-
 from benchmarks.baselines import choose_noise_sigma, gaussian_noise, kornia_photometric
 from benchmarks.context import BenchContext
 from benchmarks.refining import RefinerRun, train_refiner
 from benchmarks.scoring import score_row
+from simgan_toolkit.report import gap_closed
 
 
 def run_sim2real(ctx: BenchContext) -> tuple[dict[str, Any], dict[str, Any]]:
