@@ -13,7 +13,7 @@ from typing import Any
 
 from benchmarks.context import BenchContext
 from benchmarks.refining import RefinerRun, train_refiner
-from benchmarks.scoring import score_row
+from benchmarks.scoring import aggregate, score_row
 from benchmarks.sim2real import add_gap_closed
 
 GROUPS = ("history", "discriminator", "feature", "lam", "k_g")
@@ -51,23 +51,26 @@ def _same_feature(name: str, channels: int) -> str:
 
 
 def run_ablations(ctx: BenchContext, sim2real: dict[str, Any], artefacts: dict[str, Any]) -> tuple[dict[str, Any], list[RefinerRun]]:
-    """Score every ablation row; the first row is the suite's own SimGAN (from ``sim2real``).
+    """Score every ablation row; the first row is the suite's own SimGAN (from ``sim2real``,
+    re-aggregated over the suite's ``ablation_seeds`` so all rows share their estimator seeds).
 
     Returns ``(rows, runs)``; ``runs`` are the seed-0 refiner runs of each ablation (for the
     realism part).
     """
     cfg = ctx.config
     reference = f"SimGAN, as configured ({cfg.discriminator.name} D, psi = {cfg.feature.name}, lambda = {cfg.train.lam:g}, K_g = {cfg.train.k_g})"
-    rows: dict[str, dict[str, Any]] = {reference: {**sim2real["refined (SimGAN)"], "group": "reference"}}
+    seeds = ctx.suite.ablation_seeds or ctx.suite.seeds
+    ref_row = sim2real["refined (SimGAN)"]
+    rows: dict[str, dict[str, Any]] = {reference: {**ref_row, **aggregate(ref_row["per_seed"][:seeds]), "per_seed": ref_row["per_seed"][:seeds], "group": "reference"}}
     runs: list[RefinerRun] = []
-    ctx.say(f"[{cfg.task}] ablations")
+    ctx.say(f"[{cfg.task}] ablations ({seeds} seeds)")
     for group, name, overrides in variants(ctx):
         group_runs = [
             train_refiner(ctx, name, overrides, k, synthetic_estimator=artefacts["synthetic_models"][0])
             for k in range(ctx.suite.simgan_seeds)
         ]
         sets = [ctx.base_synthetic().with_images(r.refined) for r in group_runs]
-        rows[name] = {**score_row(ctx, sets), "n_train": ctx.n_base, "group": group, "overrides": overrides, "refiners": [r.summary() for r in group_runs]}
+        rows[name] = {**score_row(ctx, sets, seeds=seeds), "n_train": ctx.n_base, "group": group, "overrides": overrides, "refiners": [r.summary() for r in group_runs]}
         runs.append(group_runs[0])
         metric = ctx.task.primary_metric.name
         ctx.say(f"  {name}: {metric} {rows[name]['mean'][metric]:.3f} +- {rows[name]['std'][metric]:.3f}")

@@ -77,7 +77,9 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
                 f"suite overrides `{r['overrides']}`; seeds {r['seeds']}; extractor for KID: {r.get('kid_extractor', '–')}.", ""]
         out += ["### Sim-to-real", "", *table_markdown(r["sim2real"], primary)]
         if r.get("ablations"):
-            out += ["", "### Ablations", "", *table_markdown(r["ablations"], primary)]
+            seeds = r.get("ablation_seeds", r["seeds"])
+            note = [f"Estimator seeds {seeds} in every row (the reference row re-aggregated over them).", ""] if seeds != r["seeds"] else []
+            out += ["", "### Ablations", "", *note, *table_markdown(r["ablations"], primary)]
         if r.get("realism"):
             out += ["", "### Realism and label preservation", "", *realism_markdown(r["realism"])]
         if r.get("figures"):

@@ -72,6 +72,7 @@ def run_task(task_name: str, suite: Suite, registry: Registry, device: torch.dev
         "primary_metric": primary.name, "lower_is_better": primary.lower_is_better,
         "config": ctx.config.model_dump(mode="json"), "overrides": [*suite.overrides.get(task_name, []), *extra],
         "seeds": [ctx.config.seed + s for s in range(suite.seeds)],
+        "ablation_seeds": [ctx.config.seed + s for s in range(suite.ablation_seeds or suite.seeds)],
     }
     sim2real, artefacts = run_sim2real(ctx)
     result["sim2real"] = sim2real
@@ -109,8 +110,9 @@ def run_tasks(
     """Run every task, ``jobs`` at a time; ``on_done(task, result)`` as each one finishes.
 
     With ``jobs > 1`` each task runs in its own process with ``threads // jobs`` torch threads
-    and prints its progress lines itself (``say`` is not called). The networks are small, so
-    two one-thread processes on two cores do ~1.3x the work of one two-thread process.
+    and prints its progress lines itself (``say`` is not called). Worth it where cores are
+    plentiful; on the project's 2-core machine two one-thread processes were no faster than one
+    two-thread process (docs/benchmarks.md).
     """
     if jobs <= 1 or len(tasks) <= 1:
         for task in tasks:

@@ -41,8 +41,10 @@ def score_row(
     transform: ImageTransform | None = None,
     test: LabelledImages | None = None,
     keep_models: bool = False,
+    seeds: int | None = None,
 ) -> dict[str, Any]:
-    """Train one estimator per seed and score each on ``test`` (default: the test split).
+    """Train one estimator per seed (the suite's first ``seeds``, default all) and score each on
+    ``test`` (default: the test split).
 
     ``train`` may be one training set or one per seed (e.g. images of a refiner trained with
     that seed). Returns ``{"per_seed": [metrics...], "mean": {...}, "std": {...}}`` and, with
@@ -50,7 +52,7 @@ def score_row(
     """
     sets = list(train) if isinstance(train, (list, tuple)) else [train]
     per_seed, models = [], []
-    for s in range(ctx.suite.seeds):
+    for s in range(seeds or ctx.suite.seeds):
         model = train_one(ctx, sets[s % len(sets)], ctx.config.seed + s, transform)
         per_seed.append(evaluate_estimator(ctx.task, model, test if test is not None else ctx.test))
         if keep_models:

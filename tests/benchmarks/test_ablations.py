@@ -126,8 +126,9 @@ def fake_refining(monkeypatch):
         refined = ctx.base_synthetic().images + seed_index + 1
         return RefinerRun(variant, ctx.config.seed + seed_index, refined, {}, 0.0, {"p": 1.0})
 
-    def score_row(ctx, sets):
+    def score_row(ctx, sets, seeds=None):
         calls["score"].append(sets)
+        calls.setdefault("seeds", []).append(seeds)
         value = means[calls["train"][-1][0]]
         return {"per_seed": [{"err": value}], "mean": {"err": value}, "std": {"err": 0.0}}
 
@@ -136,8 +137,8 @@ def fake_refining(monkeypatch):
     return calls
 
 
-def _ablation_ctx(fake_ctx, ctx_for, *overrides):
-    ctx = fake_ctx(metric="err", simgan_seeds=2)
+def _ablation_ctx(fake_ctx, ctx_for, *overrides, ablation_seeds=None):
+    ctx = fake_ctx(metric="err", simgan_seeds=2, ablation_seeds=ablation_seeds)
     real = ctx_for(Suite("t", "smoke", ablations=("history", "lam"), lam_sweep=(2.0,)), *overrides)
     ctx.config, ctx.suite.ablations, ctx.suite.lam_sweep = real.config, real.suite.ablations, real.suite.lam_sweep
     return ctx
@@ -179,3 +180,25 @@ def test_run_ablations_reference_row_names_the_configured_discriminator(fake_ctx
     rows, _ = run_ablations(ctx, _sim2real(), {"synthetic_models": [object()]})
     reference = next(iter(rows))
     assert "local D" not in reference, reference  # the ablation row of this config is "local discriminator"
+
+
+def test_ablation_rows_and_reference_share_the_first_ablation_seeds(fake_ctx, ctx_for, fake_refining):
+    ctx = _ablation_ctx(fake_ctx, ctx_for, ablation_seeds=2)
+    sim2real = _sim2real()
+    sim2real["refined (SimGAN)"] = {"per_seed": [{"err": 7.0}, {"err": 9.0}, {"err": 20.0}], "mean": {"err": 12.0},
+                                    "std": {"err": 7.0}, "n_train": 4}
+    rows, _ = run_ablations(ctx, sim2real, {"synthetic_models": [object()]})
+    reference = rows[next(iter(rows))]
+    # seeds 0 and 1 of the sim-to-real refined row: mean 8, sample std sqrt(2)
+    assert reference["per_seed"] == [{"err": 7.0}, {"err": 9.0}]
+    assert reference["mean"]["err"] == pytest.approx(8.0) and reference["std"]["err"] == pytest.approx(2**0.5)
+    assert reference["gap_closed"] == pytest.approx(0.25)
+    assert fake_refining["seeds"] == [2, 2]  # every ablation row scored over 2 seeds
+    assert sim2real["refined (SimGAN)"]["mean"]["err"] == 12.0  # the sim-to-real row is left alone
+    assert ctx.said[0].endswith("ablations (2 seeds)")
+
+
+def test_ablation_seeds_default_to_all_seeds(fake_ctx, ctx_for, fake_refining):
+    ctx = _ablation_ctx(fake_ctx, ctx_for)
+    rows, _ = run_ablations(ctx, _sim2real(), {"synthetic_models": [object()]})
+    assert fake_refining["seeds"] == [ctx.suite.seeds] * 2

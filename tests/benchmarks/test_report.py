@@ -126,9 +126,17 @@ def test_write_markdown_sections_and_provenance(tmp_path):
     assert "suite overrides `['estimator.steps=2']`; seeds [0, 1]; extractor for KID: gaze_cnn on target." in text
     assert "\n".join(table_markdown(ROWS, "err")) in text
     assert "| no history buffer | 7.50 ± 0.25 |" in text
+    assert "Estimator seeds" not in text  # the ablation rows used all the seeds
     assert "![gaze_rows](gaze_rows.png)" in text
     assert text.endswith("\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.md"]  # no temporary file left
+
+
+def test_write_markdown_names_the_ablation_seeds_when_fewer(tmp_path):
+    results = _results(with_speed=False, ablations={"no history buffer": ROWS["refined"]}, ablation_seeds=[0])
+    write_markdown(results, tmp_path / "results.md")
+    text = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "### Ablations\n\nEstimator seeds [0] in every row (the reference row re-aggregated over them).\n\n| trained on" in text
 
 
 def test_write_markdown_leaves_out_missing_parts_and_overwrites(tmp_path):

@@ -96,3 +96,11 @@ def test_score_row_treats_a_tuple_as_one_set_per_seed(fake_ctx, fake_training):
     a, b = ctx.base_synthetic(), ctx.base_synthetic(2)
     score_row(ctx, (a, b))
     assert [m.train for m in fake_training] == [a, b]
+
+
+def test_score_row_with_fewer_seeds_uses_the_first_ones(fake_ctx, fake_training):
+    ctx = fake_ctx(seed=10, seeds=3)
+    row = score_row(ctx, ctx.base_synthetic(), seeds=2)
+    assert [m.seed for m in fake_training] == [10, 11]
+    assert [s["err"] for s in row["per_seed"]] == pytest.approx([50.0, 60.0])
+    assert row["mean"]["err"] == pytest.approx(55.0)

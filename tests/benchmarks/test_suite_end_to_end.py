@@ -167,7 +167,7 @@ def test_gaze_markdown_figures_and_folder(gaze):
 def test_gaze_progress_goes_to_say(gaze):
     said = gaze["said"]
     assert said[0].startswith("[gaze] data:")
-    assert "[gaze] sim-to-real table (2 seeds)" in said and "[gaze] ablations" in said and "[speed]" in said
+    assert "[gaze] sim-to-real table (2 seeds)" in said and "[gaze] ablations (2 seeds)" in said and "[speed]" in said
     assert said[-1].startswith("wrote ")
 
 
