@@ -81,10 +81,10 @@ SUITES: dict[str, Suite] = {
             # images seen, far less seed-to-seed spread. The hand estimator cannot learn much
             # in this budget at all (see the docs); its rows exercise the suite.
             "gaze": ["data.n_synthetic=4000", "data.n_real=2000", "data.n_test=1000", "data.n_target_train=4000",
-                     "train.steps=300", "estimator.steps=300", "estimator.batch_size=32"],
+                     "train.steps=200", "estimator.steps=300", "estimator.batch_size=24"],
             "hand_depth": ["data.n_synthetic=400", "data.n_real=400", "data.n_test=200", "data.n_target_train=400",
-                           "train.steps=150", "train.discriminator_pretrain_steps=100",
-                           "estimator.steps=100", "estimator.batch_size=16"],
+                           "train.steps=100", "train.discriminator_pretrain_steps=100",
+                           "estimator.steps=100", "estimator.batch_size=12"],
         },
         seeds=3,
         ablation_seeds=2,
@@ -94,7 +94,7 @@ SUITES: dict[str, Suite] = {
         ablations=("history", "discriminator", "feature", "lam", "k_g"),
         lam_sweep=(0.1, 2.0),
         k_g_values=(2,),
-        turing_steps=150,
+        turing_steps=100,
         speed_profiles=("default",),
         speed_iterations=3,
     ),
