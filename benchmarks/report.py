@@ -105,15 +105,15 @@ def plot_rows(task: str, tables: dict[str, dict[str, Any]], primary: str, lower_
             means.append(row["mean"][primary])
             stds.append(row["std"][primary])
             colours.append(palette.get(part, "tab:grey"))
-    fig, ax = plt.subplots(figsize=(7, 0.32 * len(names) + 1.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(names) + 1.4), dpi=110)
     ax.barh(range(len(names)), means, xerr=stds, color=colours, capsize=3)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel(f"{primary} ({'lower' if lower_is_better else 'higher'} is better), mean ± std over seeds")
+    ax.set_xlabel(f"{primary}, mean ± std over seeds\n({'lower' if lower_is_better else 'higher'} is better)")
     ax.set_title(f"{task}: sim-to-real (blue) and ablations (orange)", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight")  # long row names must not clip the labels
     plt.close(fig)
     return path
 
