@@ -23,9 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output folder (results.json, results.md, PNG plots)")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
-    p.add_argument("--jobs", default="1",
-                   help="tasks run side by side in this many processes (auto: one per task up to the CPU count on a CPU, "
-                        "1 on a GPU); on the 2-core machine two processes were no faster than one")
+    p.add_argument("--jobs", default="auto",
+                   help="tasks run side by side in this many processes; auto (default): one per task up to the CPU count "
+                        "on a CPU, 1 on a GPU")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra config override for every run of the suite (e.g. estimator.steps=50)")
     return p

@@ -84,7 +84,7 @@ def test_help(capsys):
 
 def test_parser_defaults():
     args = build_parser().parse_args(["--out", "x"])
-    assert (args.suite, args.task, args.parts, args.device, args.jobs, args.overrides) == ("quick", "all", ",".join(PARTS), "auto", "1", [])
+    assert (args.suite, args.task, args.parts, args.device, args.jobs, args.overrides) == ("quick", "all", ",".join(PARTS), "auto", "auto", [])
 
 
 def test_speed_only_run_records_the_command(tmp_path, capsys):
