@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from simgan_toolkit.pipeline import environment_info
 from simgan_toolkit.plugin import Registry
 
 PARTS = ("sim2real", "ablations", "realism", "speed")
+#: How often the parent looks for finished task processes (--jobs > 1).
+_POLL_SECONDS = 0.2
 #: Patch size of the visual Turing test's classifier on images larger than twice this.
 TURING_CROP = 64
 
@@ -122,10 +123,14 @@ def run_tasks(
     threads = max(1, torch.get_num_threads() // jobs)
     say(f"running {len(tasks)} tasks in {jobs} processes, {threads} torch thread(s) each")
     # spawn, not fork: a forked child of a process that already ran OpenMP threads can hang.
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_run_task_in_worker, t, suite, device, out, parts, extra, threads): t for t in tasks}
-        for future in as_completed(futures):
-            on_done(futures[future], future.result())
+    # Leaving the block terminates the workers, so a failing task (its error re-raised by
+    # get()) or Ctrl-C stops the others at once instead of after their remaining minutes.
+    with multiprocessing.get_context("spawn").Pool(processes=jobs) as pool:
+        pending = {t: pool.apply_async(_run_task_in_worker, (t, suite, device, out, parts, extra, threads)) for t in tasks}
+        while pending:
+            for task in [t for t, r in pending.items() if r.ready()]:
+                on_done(task, pending.pop(task).get())
+            time.sleep(_POLL_SECONDS)
 
 
 def run_suite(

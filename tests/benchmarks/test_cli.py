@@ -128,3 +128,16 @@ def test_bad_jobs_exit_2_naming_the_option(tmp_path, capsys, bad):
     line = _one_error_line(capsys)
     assert "--jobs" in line and repr(bad) in line
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_failing_task_process_exits_2_with_its_message(tmp_path, capsys):
+    """--jobs 2: the error raised in a worker process reaches the user as one line."""
+    out = tmp_path / "out"
+    argv = ["--suite", "tiny", "--task", "gaze,gaze_rgb", "--jobs", "2", "--parts", "sim2real", "--out", str(out),
+            "--device", "cpu", "--set", "estimator.no_such_field=3"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert captured.err.strip().splitlines()[-1].startswith("benchmarks: error: ") and "no_such_field" in captured.err
+    assert not (out / "results.json").exists()
