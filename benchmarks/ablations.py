@@ -32,10 +32,11 @@ def variants(ctx: BenchContext) -> list[tuple[str, str, list[str]]]:
         other = "global" if cfg.discriminator.name == "local" else "local"
         out.append(("discriminator", f"{other} discriminator", [f"discriminator.name='{other}'"]))
     if "feature" in ctx.suite.ablations:
-        seen = {_same_feature(cfg.feature.name, ctx.task.image_spec.channels)}
+        channels = ctx.task.image_spec.channels
+        seen = {_same_feature(cfg.feature.name, channels)}
         for f in FEATURES:
-            if _same_feature(f, ctx.task.image_spec.channels) not in seen:
-                seen.add(_same_feature(f, ctx.task.image_spec.channels))
+            if (computes := _same_feature(f, channels)) not in seen:
+                seen.add(computes)
                 out.append(("feature", f"psi = {f}", [f"feature.name='{f}'"]))
     if "lam" in ctx.suite.ablations:
         out += [("lam", f"lambda = {v:g}", [f"train.lam={v}"]) for v in ctx.suite.lam_sweep if v != cfg.train.lam]
