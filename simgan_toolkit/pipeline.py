@@ -94,7 +94,8 @@ def select_loss(registry: Registry, name: str, device: torch.device) -> tuple[st
     return entry.name, entry.factory()
 
 
-def _to_device(module: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+def to_device(module: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    """``module`` on ``device``, its weights channels-last (NHWC) when the config asks for it."""
     module = module.to(device)
     return module.to(memory_format=torch.channels_last) if channels_last else module  # type: ignore[call-overload]
 
@@ -153,7 +154,7 @@ def _estimator_stage(
     result_path, model_path = est_dir / f"{train_set}.json", est_dir / f"{train_set}.pt"
     # Every training set starts from the same initial weights and batch order.
     torch.manual_seed(config.seed)
-    model = _to_device(build_estimator(task, config.estimator, registry), device, config.channels_last)
+    model = to_device(build_estimator(task, config.estimator, registry), device, config.channels_last)
     if resume and result_path.exists() and model_path.exists():
         _load_estimator_weights(model, model_path, device)
         return model, json.loads(result_path.read_text())
@@ -187,7 +188,7 @@ def build_simgan(
     spec = task.image_spec
     torch.manual_seed(config.seed)
     refiner = registry.create("refiner", config.refiner.name, in_channels=spec.channels, **config.refiner.factory_options())
-    refiner = _to_device(refiner, device, config.channels_last)
+    refiner = to_device(refiner, device, config.channels_last)
     # With crop training the discriminator only ever sees crops: a global one is sized for them.
     d_height = config.train.crop_size or spec.height
     d_width = config.train.crop_size or spec.width
@@ -195,8 +196,8 @@ def build_simgan(
         "discriminator", config.discriminator.name, in_channels=spec.channels, image_height=d_height, image_width=d_width,
         **config.discriminator.factory_options(),
     )
-    discriminator = _to_device(discriminator, device, config.channels_last)
-    psi = _to_device(build_feature_transform(config, registry, synthetic_estimator), device, config.channels_last)
+    discriminator = to_device(discriminator, device, config.channels_last)
+    psi = to_device(build_feature_transform(config, registry, synthetic_estimator), device, config.channels_last)
     loss_name, loss = select_loss(registry, config.train.loss, device)
     return refiner, discriminator, psi, loss_name, loss
 
@@ -337,7 +338,7 @@ def _run_pipeline(
         dist_utils.barrier()
         if not main:  # rank 0 has written it (or, resuming, had it): load it
             torch.manual_seed(config.seed)
-            model = _to_device(build_estimator(task, config.estimator, registry), device, config.channels_last)
+            model = to_device(build_estimator(task, config.estimator, registry), device, config.channels_last)
             synthetic_estimator = _load_estimator_weights(model, out / "estimators" / "synthetic.pt", device)
 
     refiner, discriminator, psi, loss_name, loss = build_simgan(config, registry, task, device, synthetic_estimator)
