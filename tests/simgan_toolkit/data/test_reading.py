@@ -421,16 +421,23 @@ def test_rerun_of_a_complete_conversion_does_nothing(tmp_path, npz):
     assert len(reader.reads) == 4 and report.images == 7
 
 
-@pytest.mark.parametrize("error", [TypeError("bug"), IndexError("bug"), RuntimeError("bug"), ZeroDivisionError()])
-def test_loader_bugs_are_never_counted_as_bad_files(tmp_path, npz, error):
-    npz.write(tmp_path / "ds", COUNTS)
+def _raising_at_u01(loader: type, error: BaseException) -> type:
+    """A subclass of ``loader`` whose ``read_unit`` raises ``error`` for unit ``u01``."""
 
-    class Buggy(npz.Loader):
+    class RaisingAtU01(loader):
         def read_unit(self, unit):
             if unit.key == "u01":
                 raise error
             return super().read_unit(unit)
 
+    return RaisingAtU01
+
+
+@pytest.mark.parametrize("error", [TypeError("bug"), IndexError("bug"), RuntimeError("bug"), ZeroDivisionError()])
+def test_loader_bugs_are_never_counted_as_bad_files(tmp_path, npz, error):
+    npz.write(tmp_path / "ds", COUNTS)
+
+    Buggy = _raising_at_u01(npz.Loader, error)
     with pytest.raises(type(error)) as err:
         read_dataset(Buggy(), tmp_path / "ds", skip_bad=True, **_quiet())
     assert any("u01" in note for note in getattr(err.value, "__notes__", ["u01"]))
@@ -442,12 +449,7 @@ def test_loader_bugs_are_never_counted_as_bad_files(tmp_path, npz, error):
 def test_file_errors_are_bad_files(tmp_path, npz, error):
     npz.write(tmp_path / "ds", COUNTS)
 
-    class Broken(npz.Loader):
-        def read_unit(self, unit):
-            if unit.key == "u01":
-                raise error
-            return super().read_unit(unit)
-
+    Broken = _raising_at_u01(npz.Loader, error)
     with pytest.raises(DataError, match=rf"u01\.npz: cannot read \({type(error).__name__}"):
         read_dataset(Broken(), tmp_path / "ds", **_quiet())
     with pytest.warns(SkippedFilesWarning):
