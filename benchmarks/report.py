@@ -37,13 +37,27 @@ def table_markdown(rows: dict[str, Any], primary: str, extra: tuple[str, ...] = 
     return lines
 
 
-def realism_markdown(rows: dict[str, Any]) -> list[str]:
-    lines = ["| images | KID ×1000 (± std over subsets) | visual Turing test: held-out accuracy real vs these | label preservation |",
+def realism_markdown(rows: dict[str, Any], self_check: dict[str, Any] | None = None) -> list[str]:
+    """The realism table (the Turing column: the median, then each classifier's accuracy) and,
+    with ``self_check``, one line saying whether the Turing test passed it."""
+    lines = ["| images | KID ×1000 (± std over subsets) | visual Turing test: held-out accuracy real vs these (median; each classifier) | label preservation |",
              "|---|---|---|---|"]
     for name, row in rows.items():
         pres = ", ".join(f"{k} {v:.3g}" for k, v in row.get("label_preservation", {}).items()) or "–"
-        lines.append(f"| {name} | {row['kid']:.2f} ± {row['kid_std']:.2f} | {row['turing_accuracy']:.1f} % | {pres} |")
+        lines.append(f"| {name} | {row['kid']:.2f} ± {row['kid_std']:.2f} | {_turing(row)} | {pres} |")
+    if self_check:
+        (c_low, c_high), (s_low, s_high) = self_check["bounds"]["constant"], self_check["bounds"]["second_target"]
+        lines += ["", f"Turing self-check **{'passed' if self_check['passed'] else 'FAILED'}**: target vs constant images "
+                  f"{self_check['constant']['turing_accuracy']:.1f} % (expected {c_low:g}-{c_high:g} %), target vs a second "
+                  f"target sample {self_check['second_target']['turing_accuracy']:.1f} % (expected {s_low:g}-{s_high:g} %)."
+                  + ("" if self_check["passed"] else " Do not read the Turing column of this task.")]
     return lines
+
+
+def _turing(row: dict[str, Any]) -> str:
+    """``93.0 % (91.5, 93.0, 95.0)``: the median and each classifier's accuracy."""
+    each = row.get("turing_accuracies", [])
+    return f"{row['turing_accuracy']:.1f} %" + (f" ({', '.join(f'{a:.1f}' for a in each)})" if len(each) > 1 else "")
 
 
 def speed_markdown(rows: list[dict[str, Any]]) -> list[str]:
@@ -81,7 +95,7 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
             note = [f"Estimator seeds {seeds} in every row (the reference row re-aggregated over them).", ""] if seeds != r["seeds"] else []
             out += ["", "### Ablations", "", *note, *table_markdown(r["ablations"], primary)]
         if r.get("realism"):
-            out += ["", "### Realism and label preservation", "", *realism_markdown(r["realism"])]
+            out += ["", "### Realism and label preservation", "", *realism_markdown(r["realism"], r.get("turing_self_check"))]
         if r.get("figures"):
             out += [""] + [f"![{Path(f).stem}]({f})" for f in r["figures"]]
     if results.get("speed"):

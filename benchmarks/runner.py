@@ -13,7 +13,7 @@ import torch
 from benchmarks.ablations import run_ablations
 from benchmarks.baselines import gaussian_noise, kornia_photometric
 from benchmarks.context import BenchContext, make_context
-from benchmarks.realism import kid, pooled_features, visual_turing_test
+from benchmarks.realism import constant_images, judge_self_check, kid, pooled_features, visual_turing_test
 from benchmarks.report import plot_curves, plot_rows, write_json, write_markdown
 from benchmarks.sim2real import run_sim2real
 from benchmarks.speed import measure_speed
@@ -29,11 +29,18 @@ _POLL_SECONDS = 0.2
 TURING_CROP = 64
 
 
-def run_realism(ctx: BenchContext, artefacts: dict[str, Any], ablation_runs: list[Any]) -> tuple[dict[str, Any], str]:
+#: Realism rows of the Turing test's self-check (see :func:`benchmarks.realism.judge_self_check`).
+CONSTANT_ROW = "constant images (self-check)"
+CALIBRATION_ROW = "labelled-target sample (calibration)"
+
+
+def run_realism(ctx: BenchContext, artefacts: dict[str, Any], ablation_runs: list[Any]) -> tuple[dict[str, Any], str, dict[str, Any]]:
     """KID and visual Turing test of each image set against the held-out target test images.
 
     The extractor is the oracle estimator of the first seed (trained on labelled target
-    images); a second target sample is the calibration row (KID ~ 0, accuracy ~ 50 %).
+    images). Two rows check the measures themselves: a second target sample (KID ~ 0,
+    accuracy ~ 50 %) and constant images (accuracy ~ 100 %). Returns ``(rows, extractor name,
+    Turing self-check)``.
     """
     reference = ctx.test.images
     base = ctx.base_synthetic().images
@@ -41,7 +48,8 @@ def run_realism(ctx: BenchContext, artefacts: dict[str, Any], ablation_runs: lis
     torch.manual_seed(ctx.config.seed + 7)
     spec = ctx.task.image_spec
     sets: dict[str, tuple[torch.Tensor, dict[str, float]]] = {
-        "labelled-target sample (calibration)": (ctx.target.images, {}),
+        CALIBRATION_ROW: (ctx.target.images, {}),
+        CONSTANT_ROW: (constant_images(ctx.target.images), {}),
         "synthetic": (base, {}),
         f"synthetic + Gaussian noise (sigma {artefacts['sigma']})": (gaussian_noise(artefacts["sigma"], spec)(base, g), {}),
         "synthetic + kornia photometric": (kornia_photometric(spec)(base, g), {}),
@@ -54,13 +62,17 @@ def run_realism(ctx: BenchContext, artefacts: dict[str, Any], ablation_runs: lis
     real_features = pooled_features(extractor, reference)
     # The classifier looks at 64x64 patches of large images (the hand crops), whole small ones.
     crop = TURING_CROP if min(spec.height, spec.width) > 2 * TURING_CROP else None
-    rows = {}
+    rows, turing = {}, {}
     for name, (images, preservation) in sets.items():
         mean, std = kid(real_features, pooled_features(extractor, images), seed=ctx.config.seed)
-        accuracy = visual_turing_test(reference, images, spec, steps=ctx.suite.turing_steps, seed=ctx.config.seed, crop=crop)
-        rows[name] = {"kid": mean, "kid_std": std, "turing_accuracy": accuracy, "label_preservation": preservation}
-        ctx.say(f"  {name}: KID {mean:.2f}, real-vs-these accuracy {accuracy:.1f} %")
-    return rows, extractor_name
+        turing[name] = visual_turing_test(reference, images, spec, steps=ctx.suite.turing_steps, seed=ctx.config.seed,
+                                          crop=crop, classifiers=ctx.suite.turing_classifiers)
+        rows[name] = {"kid": mean, "kid_std": std, **turing[name].to_json(), "label_preservation": preservation}
+        ctx.say(f"  {name}: KID {mean:.2f}, real-vs-these accuracy {turing[name].accuracy:.1f} % "
+                f"(median of {', '.join(f'{a:.1f}' for a in turing[name].accuracies)})")
+    check = judge_self_check(turing[CONSTANT_ROW], turing[CALIBRATION_ROW])
+    ctx.say(f"  Turing self-check {'passed' if check['passed'] else 'FAILED'}")
+    return rows, extractor_name, check
 
 
 def run_task(task_name: str, suite: Suite, registry: Registry, device: torch.device, out: Path, parts: tuple[str, ...],
@@ -82,7 +94,7 @@ def run_task(task_name: str, suite: Suite, registry: Registry, device: torch.dev
         result["ablations"], ablation_runs = run_ablations(ctx, sim2real, artefacts)
     if "realism" in parts and suite.realism:
         say(f"[{task_name}] realism")
-        result["realism"], result["kid_extractor"] = run_realism(ctx, artefacts, ablation_runs)
+        result["realism"], result["kid_extractor"], result["turing_self_check"] = run_realism(ctx, artefacts, ablation_runs)
     figures = [plot_rows(task_name, {k: result[k] for k in ("sim2real", "ablations") if k in result},
                          primary.name, primary.lower_is_better, out / f"{task_name}_rows.png")]
     curve = plot_curves(task_name, sim2real, out / f"{task_name}_curves.png")

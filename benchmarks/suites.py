@@ -33,7 +33,8 @@ class Suite:
         lam_sweep: lambda values of the lambda sweep (the profile's own is added).
         k_g_values: K_g values of the K_g ablation (the profile's own is added).
         realism: run KID and the visual Turing test.
-        turing_steps: training steps of the real-vs-X classifier.
+        turing_steps: training steps of each real-vs-X classifier.
+        turing_classifiers: classifiers (seeds) per visual Turing test; the median is reported.
         speed_profiles: profiles whose throughput is measured.
         speed_iterations: timed iterations per measurement (after one warm-up).
     """
@@ -52,6 +53,7 @@ class Suite:
     k_g_values: tuple[int, ...] = (1, 2)
     realism: bool = True
     turing_steps: int = 300
+    turing_classifiers: int = 3
     speed_profiles: tuple[str, ...] = ("default",)
     speed_iterations: int = 5
 
@@ -109,6 +111,7 @@ SUITES: dict[str, Suite] = {
         lam_sweep=(0.1, 0.25, 1.0, 2.0),
         k_g_values=(1, 2, 4),
         turing_steps=2000,
+        turing_classifiers=5,
         speed_profiles=("default", "paper"),
         speed_iterations=10,
     ),

@@ -82,6 +82,25 @@ def test_realism_markdown_one_line_per_row():
     assert lines[3] == "| refined (SimGAN) | -0.00 ± 0.00 | 50.0 % | iou 0.988, depth_mm 12 |"
 
 
+def _check(passed, constant=100.0, second=49.5):
+    return {"bounds": {"constant": [90.0, 100.0], "second_target": [40.0, 60.0]}, "passed": passed,
+            "constant": {"turing_accuracy": constant, "turing_accuracies": [constant]},
+            "second_target": {"turing_accuracy": second, "turing_accuracies": [second]}}
+
+
+def test_realism_markdown_shows_each_classifier_and_the_self_check():
+    rows = {"synthetic": {"kid": 1.0, "kid_std": 0.1, "turing_accuracy": 93.0, "turing_accuracies": [95.0, 93.0, 91.5],
+                          "label_preservation": {}}}
+    lines = realism_markdown(rows, _check(True))
+    assert "(median; each classifier)" in lines[0]
+    assert lines[2] == "| synthetic | 1.00 ± 0.10 | 93.0 % (95.0, 93.0, 91.5) | – |"
+    assert lines[3:] == ["", "Turing self-check **passed**: target vs constant images 100.0 % (expected 90-100 %), "
+                             "target vs a second target sample 49.5 % (expected 40-60 %)."]
+    failed = realism_markdown(rows, _check(False, constant=50.0))[-1]
+    assert failed.startswith("Turing self-check **FAILED**: target vs constant images 50.0 %")
+    assert failed.endswith("Do not read the Turing column of this task.")
+
+
 def _speed(task="gaze", profile="smoke"):
     return {"task": task, "profile": profile, "device": "cpu", "batch_size": 8, "train_images_per_s": 123.456,
             "train_seconds_per_iteration": 0.0648, "simulator_images_per_s": 1500.4, "target_images_per_s": 99.5,

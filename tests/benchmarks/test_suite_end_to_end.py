@@ -135,11 +135,19 @@ def test_gaze_realism(gaze):
     rows = r["realism"]
     sigma = r["sim2real"]["synthetic + Gaussian noise"]["sigma"]
     ablation_names = list(r["ablations"])[1:]
-    assert list(rows) == ["labelled-target sample (calibration)", "synthetic", f"synthetic + Gaussian noise (sigma {sigma})",
-                          "synthetic + kornia photometric", "refined (SimGAN)", *(f"refined, {n}" for n in ablation_names)]
+    assert list(rows) == ["labelled-target sample (calibration)", "constant images (self-check)", "synthetic",
+                          f"synthetic + Gaussian noise (sigma {sigma})", "synthetic + kornia photometric", "refined (SimGAN)",
+                          *(f"refined, {n}" for n in ablation_names)]
     for name, row in rows.items():
         assert math.isfinite(row["kid"]) and row["kid_std"] >= 0, name
-        assert 0 <= row["turing_accuracy"] <= 100, name
+        # the median of the suite's classifiers, each one kept
+        assert len(row["turing_accuracies"]) == TINY.turing_classifiers, name
+        assert row["turing_accuracy"] == sorted(row["turing_accuracies"])[TINY.turing_classifiers // 2], name
+        assert all(0 <= a <= 100 for a in row["turing_accuracies"]), name
+    check = r["turing_self_check"]
+    assert check["constant"] == {k: rows["constant images (self-check)"][k] for k in ("turing_accuracy", "turing_accuracies")}
+    assert check["second_target"]["turing_accuracy"] == rows["labelled-target sample (calibration)"]["turing_accuracy"]
+    assert isinstance(check["passed"], bool)
     assert rows["refined (SimGAN)"]["label_preservation"] and rows["synthetic"]["label_preservation"] == {}
     assert "gaze_cnn" in r["kid_extractor"]
 
@@ -159,6 +167,7 @@ def test_gaze_markdown_figures_and_folder(gaze):
                    "### Realism and label preservation", "## Speed",
                    "| trained on | angular_error_deg | within_7deg_pct | gap closed | n train |",
                    "| images | KID", "| task | profile | device |", "| synthetic | ", "| labelled target (oracle) |",
+                   "Turing self-check **",
                    f"Commit `{r['environment']['commit']}`", "device cpu", "![gaze_rows](gaze_rows.png)"):
         assert needle in text, needle
     assert text.count("| trained on |") == 2

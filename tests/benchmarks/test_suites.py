@@ -46,3 +46,7 @@ def test_suite_overrides_are_applied(registry):
     config = suite_config("gaze", task, SUITES["quick"], ["estimator.steps=7"])
     assert config.data.n_synthetic == 4000 and config.train.steps == 200 and config.estimator.batch_size == 24
     assert config.estimator.steps == 7  # extra overrides come last
+
+
+def test_every_suite_takes_the_median_of_several_turing_classifiers():
+    assert all(s.turing_classifiers >= 3 and s.turing_classifiers % 2 == 1 for s in SUITES.values())
