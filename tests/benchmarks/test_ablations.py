@@ -202,3 +202,15 @@ def test_ablation_seeds_default_to_all_seeds(fake_ctx, ctx_for, fake_refining):
     ctx = _ablation_ctx(fake_ctx, ctx_for)
     rows, _ = run_ablations(ctx, _sim2real(), {"synthetic_models": [object()]})
     assert fake_refining["seeds"] == [ctx.suite.seeds] * 2
+
+
+def test_ablation_rows_train_no_refiner_that_no_ablation_seed_uses(fake_ctx, ctx_for, fake_refining):
+    """quick: 3 refiner seeds for the sim-to-real rows, 2 estimator seeds per ablation row: 2
+    refiners per ablation row, estimator seed k on refiner k."""
+    ctx = _ablation_ctx(fake_ctx, ctx_for, ablation_seeds=2)
+    ctx.suite.simgan_seeds, ctx.suite.seeds = 3, 3
+    rows, _ = run_ablations(ctx, _sim2real(), {"synthetic_models": [object()]})
+    assert [(v, k) for v, _, k, _ in fake_refining["train"]] == [
+        ("no history buffer", 0), ("no history buffer", 1), ("lambda = 2", 0), ("lambda = 2", 1)]
+    assert [float(s.images.mean()) for s in fake_refining["score"][0]] == [1.0, 2.0]
+    assert len(rows["no history buffer"]["refiners"]) == 2

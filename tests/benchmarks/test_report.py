@@ -188,6 +188,16 @@ def test_plot_rows_writes_a_png_atomically(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["gaze_rows.png"]
 
 
+def test_plot_rows_labels_a_bar_for_every_row_of_every_table(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    seen = []
+    original = Axes.set_yticks
+    monkeypatch.setattr(Axes, "set_yticks", lambda self, ticks, labels=None, **kw: (seen.append(list(labels)), original(self, ticks, labels, **kw))[1])
+    plot_rows("gaze", {"sim2real": ROWS, "ablations": {"no history buffer": ROWS["refined"]}}, "err", True, tmp_path / "r.png")
+    assert seen == [[*ROWS, "no history buffer"]]
+
+
 def test_plot_curves_writes_a_png_of_curve_metrics(tmp_path):
     path = tmp_path / "hand_curves.png"
     assert plot_curves("hand", ROWS, path) == path

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 CPU = torch.device("cpu")
 TINY = SUITES["tiny"]
 SIM2REAL_ROWS = ["synthetic", "synthetic + Gaussian noise", "synthetic + kornia photometric", "refined (SimGAN)",
-                 "synthetic 2x", "refined 2x", "labelled target (oracle)"]
+                 "refined + kornia photometric", "synthetic 2x", "refined 2x", "labelled target (oracle)"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -97,7 +97,7 @@ def test_gaze_sim2real_table(gaze):
     assert list(rows) == SIM2REAL_ROWS
     _check_rows(rows, TINY.seeds)
     n = r["config"]["data"]["n_synthetic"]
-    assert [rows[k]["n_train"] for k in SIM2REAL_ROWS] == [n, n, n, n, 2 * n, 2 * n, r["config"]["data"]["n_target_train"]]
+    assert [rows[k]["n_train"] for k in SIM2REAL_ROWS] == [n, n, n, n, n, 2 * n, 2 * n, r["config"]["data"]["n_target_train"]]
     # the sigma is a candidate, chosen on validation (lower is better here)
     noise = rows["synthetic + Gaussian noise"]
     assert noise["sigma"] in TINY.noise_sigmas
@@ -124,10 +124,13 @@ def test_gaze_ablations(gaze):
     assert [rows[n]["group"] for n in names[1:]] == ["history", "discriminator", "feature", "feature", "lam"]
     _check_rows(rows, TINY.seeds)
     _check_gap(rows, r["sim2real"], "angular_error_deg")
-    # one SimGAN output folder per refiner trained: the suite's own plus one per ablation
+    # one SimGAN output folder per refiner trained: one per estimator seed for the suite's own
+    # config and for each ablation
     runs = sorted(p.name for p in (gaze["out"] / "simgan" / "gaze").iterdir())
-    assert len(runs) == 1 + len(names[1:])
-    assert "no_history_buffer_seed0" in runs
+    assert TINY.simgan_seeds == TINY.seeds == 2
+    assert len(runs) == 2 * len(names)
+    assert {"refined__SimGAN_seed0", "refined__SimGAN_seed1", "no_history_buffer_seed0", "no_history_buffer_seed1"} <= set(runs)
+    assert [x["seed"] for x in rows["no history buffer"]["refiners"]] == [0, 1]
 
 
 def test_gaze_realism(gaze):
@@ -167,7 +170,7 @@ def test_gaze_markdown_figures_and_folder(gaze):
                    "### Realism and label preservation", "## Speed",
                    "| trained on | angular_error_deg | within_7deg_pct | gap closed | n train |",
                    "| images | KID", "| task | profile | device |", "| synthetic | ", "| labelled target (oracle) |",
-                   "Turing self-check **",
+                   "| refined + kornia photometric | ", "Turing self-check **",
                    f"Commit `{r['environment']['commit']}`", "device cpu", "![gaze_rows](gaze_rows.png)"):
         assert needle in text, needle
     assert text.count("| trained on |") == 2

@@ -48,5 +48,11 @@ def test_suite_overrides_are_applied(registry):
     assert config.estimator.steps == 7  # extra overrides come last
 
 
+@pytest.mark.parametrize("name", ["quick", "full"])
+def test_quick_and_full_train_one_refiner_per_estimator_seed(name):
+    """So the refined rows' spread includes the refiner's (estimator seed k uses refiner k)."""
+    assert SUITES[name].simgan_seeds == SUITES[name].seeds == 3
+
+
 def test_every_suite_takes_the_median_of_several_turing_classifiers():
     assert all(s.turing_classifiers >= 3 and s.turing_classifiers % 2 == 1 for s in SUITES.values())
