@@ -28,6 +28,7 @@ domain gap, not at any particular method.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import kornia
 import torch
@@ -292,10 +293,6 @@ def glint_positions(
     """
     n, dev = len(params), params.device
     g = generator
-    gaze = params.gaze_vector()
-    r = params.eyeball_radius.view(n, 1)
-    r_c = 0.6 * r
-    cornea = params.centre + (r - r_c) * gaze[:, :2]
     light = torch.stack(
         [
             _uniform((n, lights), -0.6, 0.6, g, dev),
@@ -304,15 +301,42 @@ def glint_positions(
         ],
         dim=-1,
     )
+    pos, on_cornea = corneal_reflection(params, light)
+    # The first light is always there; each further one with probability 1/2.
+    chance = torch.tensor([1.0] + [0.5] * (lights - 1), device=dev)
+    present = torch.rand((n, lights), generator=g, device=dev) < chance
+    return pos, (on_cornea & present).float()
+
+
+def corneal_reflection(params: EyeParams, light: Tensor) -> tuple[Tensor, Tensor]:
+    """Image positions (N, L, 2) of the corneal reflections of lights in directions ``light``
+    (N, L, 3) (camera space, towards the light, any length) and whether each lies on the
+    cornea (N, L) bool. The geometry is described in :func:`glint_positions`."""
+    n, dev = len(params), params.device
+    gaze = params.gaze_vector()
+    r = params.eyeball_radius.view(n, 1)
+    r_c = 0.6 * r
+    cornea = params.centre + (r - r_c) * gaze[:, :2]
     view = torch.tensor([0.0, 0.0, -1.0], device=dev)
     half = F.normalize(F.normalize(light, dim=-1) + view, dim=-1)
     pos = cornea.unsqueeze(1) + r_c.unsqueeze(-1) * half[..., :2]
     iris_centre = params.centre + r * gaze[:, :2]
     on_cornea = (pos - iris_centre.unsqueeze(1)).norm(dim=-1) < 1.1 * params.iris_radius.view(n, 1)
-    # The first light is always there; each further one with probability 1/2.
-    chance = torch.tensor([1.0] + [0.5] * (lights - 1), device=dev)
-    present = torch.rand((n, lights), generator=g, device=dev) < chance
-    return pos, (on_cornea & present).float()
+    return pos, on_cornea
+
+
+def gaussian_spots(pos: Tensor, sigma: Tensor, peak: Tensor, size: tuple[int, int]) -> Tensor:
+    """Sum (N, 1, H, W) of Gaussian spots at ``pos`` (N, L, 2) with ``sigma`` and ``peak``
+    (N, L, 1, 1) each."""
+    h, w = size
+    dev = pos.device
+    ys = torch.arange(h, device=dev, dtype=torch.float32).view(1, 1, h, 1)
+    xs = torch.arange(w, device=dev, dtype=torch.float32).view(1, 1, 1, w)
+    inv = -0.5 / (sigma * sigma)
+    # A Gaussian spot is separable: outer product of a row and a column profile.
+    col = peak * torch.exp((xs - pos[..., 0, None, None]) ** 2 * inv)  # (N, L, 1, W)
+    row = torch.exp((ys - pos[..., 1, None, None]) ** 2 * inv)  # (N, L, H, 1)
+    return (row * col).sum(dim=1, keepdim=True)
 
 
 def add_specular_glints(
@@ -329,14 +353,7 @@ def add_specular_glints(
     pos, visible = glint_positions(params, generator)
     sigma = _uniform((n, pos.shape[1], 1, 1), 0.35, 0.6, generator, dev)
     peak = _uniform((n, pos.shape[1], 1, 1), 0.3, 0.9, generator, dev) * visible.view(n, -1, 1, 1)
-    ys = torch.arange(h, device=dev, dtype=torch.float32).view(1, 1, h, 1)
-    xs = torch.arange(w, device=dev, dtype=torch.float32).view(1, 1, 1, w)
-    inv = -0.5 / (sigma * sigma)
-    # A Gaussian spot is separable: outer product of a row and a column profile.
-    col = peak * torch.exp((xs - pos[..., 0, None, None]) ** 2 * inv)  # (N, L, 1, W)
-    row = torch.exp((ys - pos[..., 1, None, None]) ** 2 * inv)  # (N, L, H, 1)
-    spots = (row * col).sum(dim=1, keepdim=True)
-    return linear + spots * layers.opening
+    return linear + gaussian_spots(pos, sigma, peak, (h, w)) * layers.opening
 
 
 # --------------------------------------------------------------------------------------------
@@ -590,14 +607,53 @@ def render_target(
         width: image width in pixels.
         rgb: three colour channels instead of one luminance channel.
     """
+    return render_in_chunks(_render_target_chunk, params, generator, height, width, rgb)
+
+
+#: A target camera model: renders one chunk of eyes, ``(params, generator, height, width, rgb)``
+#: -> (N, C, H, W) in [-1, 1].
+ChunkRenderer = Callable[[EyeParams, torch.Generator, int, int, bool], Tensor]
+
+
+def render_in_chunks(
+    render_chunk: ChunkRenderer,
+    params: EyeParams,
+    generator: torch.Generator,
+    height: int,
+    width: int,
+    rgb: bool,
+) -> Tensor:
+    """Run a camera model over chunks of :data:`CHUNK_SIZE` eyes; the generator is consumed
+    chunk after chunk."""
     if len(params) == 0:
         raise ValueError("params hold no eyes; need at least one to render")
     check_generator(generator, params.device)
     chunks = [
-        _render_target_chunk(params[s : s + CHUNK_SIZE], generator, height, width, rgb)
+        render_chunk(params[s : s + CHUNK_SIZE], generator, height, width, rgb)
         for s in range(0, len(params), CHUNK_SIZE)
     ]
     return torch.cat(chunks, dim=0)
+
+
+def simulate_with(
+    render_chunk: ChunkRenderer,
+    n: int,
+    generator: torch.Generator,
+    *,
+    rgb: bool = False,
+    device: torch.device | str = "cpu",
+    height: int = REFERENCE_HEIGHT,
+    width: int = REFERENCE_WIDTH,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Sample N eyes from the simulator's distribution and render them with a camera model.
+
+    The geometry is drawn first, so labels are identical for every camera model and the
+    simulator for the same generator state.
+    """
+    check_count(n)
+    dev = check_generator(generator, device)
+    params = sample_eye_params(n, generator, dev, height=height, width=width)
+    return render_in_chunks(render_chunk, params, generator, height, width, rgb), eye_labels(params)
 
 
 def simulate_target_eyes(
@@ -616,7 +672,6 @@ def simulate_target_eyes(
         ``gaze`` (N, 3), ``pitch_yaw`` (N, 2) rad, ``pupil_centre`` (N, 2) px, exactly as
         :func:`simgan_gaze.simulator.simulate_eyes` defines them.
     """
-    check_count(n)
-    dev = check_generator(generator, device)
-    params = sample_eye_params(n, generator, dev, height=height, width=width)
-    return render_target(params, generator, height, width, rgb), eye_labels(params)
+    return simulate_with(
+        _render_target_chunk, n, generator, rgb=rgb, device=device, height=height, width=width
+    )
