@@ -187,6 +187,10 @@ class EstimatorConfig(_Strict):
     train_on: list[Literal["synthetic", "refined", "target"]] = Field(
         default_factory=lambda: ["synthetic", "refined", "target"]
     )
+    #: Estimator seeds (``seed``, ``seed + 1``, ...) for the synthetic and refined training
+    #: sets. Their spread is the run's noise: the verdict says refinement helped only if it
+    #: beats that (simgan_toolkit.report.refinement_verdict). 1 turns the verdict off.
+    seeds: int = Field(2, ge=1)
 
 
 class RunConfig(_Strict):
@@ -224,14 +228,17 @@ EXECUTION_ONLY_TRAIN_KEYS = ("compile", "compile_mode")
 def resume_comparable(dumped: dict[str, Any]) -> dict[str, Any]:
     """A dumped :class:`RunConfig` (``model_dump(mode="json")``) as compared when resuming.
 
-    Train settings missing from it (saved by an older version) take their defaults, and
-    :data:`EXECUTION_ONLY_TRAIN_KEYS` are dropped, so that neither blocks a resume.
+    Train and estimator settings missing from it (saved by an older version) take their
+    defaults, and :data:`EXECUTION_ONLY_TRAIN_KEYS` are dropped, so that neither blocks a resume.
     """
     out = dict(dumped)
     train = out.get("train")
     if isinstance(train, dict):
         merged = {**TrainConfig().model_dump(mode="json"), **train}
         out["train"] = {k: v for k, v in merged.items() if k not in EXECUTION_ONLY_TRAIN_KEYS}
+    estimator = out.get("estimator")
+    if isinstance(estimator, dict):
+        out["estimator"] = {**EstimatorConfig().model_dump(mode="json"), **estimator}
     return out
 
 

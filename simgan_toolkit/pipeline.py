@@ -28,9 +28,16 @@ Run folder::
     samples/*.png        synthetic | refined | real | |refined - synthetic|
     checkpoints/last.pt  trainer checkpoint (refiner, discriminator, optimisers, buffer, RNG)
     refined.h5           the refined synthetic set with its labels (toolkit HDF5 layout)
-    estimators/<set>.pt  estimator trained on each training set, and <set>.json its scores
+    estimators/<set>.pt  estimator trained on each training set, and <set>.json its scores;
+                         <set>_seed<k>.{pt,json} for the further seeds of synthetic and refined
     *.png                the task's result plots, if it draws any (e.g. a PCK curve)
-    summary.json         task, profile, device, wall time, scores, label preservation
+    summary.json         task, profile, device, wall time, scores (per seed too), label
+                         preservation, the refinement verdict
+
+The verdict: the synthetic and refined estimators are trained with ``estimator.seeds`` seeds
+(default 2); refinement "helped" only if the refined mean beats the synthetic mean by more than
+the noise, the larger max-min spread over seeds of the two rows
+(:func:`simgan_toolkit.report.refinement_verdict`).
 """
 
 from __future__ import annotations
@@ -58,13 +65,15 @@ from simgan_toolkit.io import atomic_write_json
 from simgan_toolkit.losses import SimGANLoss
 from simgan_toolkit.plugin import Registry
 from simgan_toolkit.refine import refine_images
-from simgan_toolkit.report import format_results_table
+from simgan_toolkit.report import format_results_table, refinement_verdict
 from simgan_toolkit.task import LabelledImages, Task
 from simgan_toolkit.training import SimGANTrainer
 from simgan_toolkit.training import distributed as dist_utils
 
 # Fixed offsets keep every data source independent of the others and of the run's seed use.
 _SEED_SYNTHETIC, _SEED_REAL, _SEED_TEST, _SEED_TARGET_TRAIN = 101, 202, 303, 404
+#: The training sets the refinement verdict compares, trained with ``estimator.seeds`` seeds each.
+VERDICT_SETS = ("synthetic", "refined")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -145,22 +154,32 @@ def _load_estimator_weights(model: nn.Module, path: Path, device: torch.device) 
     return model
 
 
+def estimator_seed_count(config: RunConfig, train_set: str) -> int:
+    """Estimator seeds trained on ``train_set``: ``estimator.seeds`` for the two rows the
+    verdict compares (synthetic, refined), one for the others."""
+    return config.estimator.seeds if train_set in VERDICT_SETS else 1
+
+
 def _estimator_stage(
     task: Task, config: RunConfig, registry: Registry, out_dir: Path, train_set: str, data: LabelledImages,
-    test: LabelledImages, device: torch.device, progress: bool, resume: bool,
+    test: LabelledImages, device: torch.device, progress: bool, resume: bool, seed_index: int = 0,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train (or, when resuming, reload) the estimator on one training set and score it."""
+    """Train (or, when resuming, reload) the estimator of seed ``config.seed + seed_index`` on
+    one training set and score it. Seed index 0 writes ``estimators/<set>.{pt,json}``, index k
+    ``estimators/<set>_seed<k>.{pt,json}``."""
     est_dir = out_dir / "estimators"
-    result_path, model_path = est_dir / f"{train_set}.json", est_dir / f"{train_set}.pt"
-    # Every training set starts from the same initial weights and batch order.
-    torch.manual_seed(config.seed)
+    name = train_set if seed_index == 0 else f"{train_set}_seed{seed_index}"
+    result_path, model_path = est_dir / f"{name}.json", est_dir / f"{name}.pt"
+    # Every training set starts from the same initial weights and batch order (per seed).
+    seed = config.seed + seed_index
+    torch.manual_seed(seed)
     model = to_device(build_estimator(task, config.estimator, registry), device, config.channels_last)
     if resume and result_path.exists() and model_path.exists():
         _load_estimator_weights(model, model_path, device)
         return model, json.loads(result_path.read_text())
-    fit = train_estimator(task, model, data, config.estimator, config.seed, progress=progress, desc=f"estimator ({train_set})")
+    fit = train_estimator(task, model, data, config.estimator, seed, progress=progress, desc=f"estimator ({name})")
     metrics = evaluate_estimator(task, model, test)
-    result = {"train_set": train_set, "n_train": len(data), "metrics": metrics, **fit}
+    result = {"train_set": train_set, "seed": seed, "n_train": len(data), "metrics": metrics, **fit}
     save_estimator(model, config.estimator.name, estimator_options(task, config.estimator), model_path)
     atomic_write_json(result_path, result)
     return model, result
@@ -297,15 +316,18 @@ def _run_pipeline(
     if main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(config_path, config.model_dump(mode="json"))
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, dict[str, Any]] = {}  # training set -> its first seed's result
+    per_seed: dict[str, list[dict[str, float]]] = {}  # training set -> metrics of each seed
 
     # Labelled sides read from disk; when the task declares no estimator_labels, a label they
     # lack surfaces as a KeyError in the task's code, reported below naming these paths.
     disk_labelled = {s: getattr(d, s).path for s in LABELLED_SIDES if getattr(d, s) is not None}
 
     def estimator(train_set: str, data: LabelledImages) -> nn.Module:
+        """Train (or reload) every seed's estimator on ``train_set``; returns the first seed's."""
         try:
-            model, results[train_set] = _estimator_stage(task, config, registry, out, train_set, data, test, device, progress, resume)
+            fits = [_estimator_stage(task, config, registry, out, train_set, data, test, device, progress, resume, k)
+                    for k in range(estimator_seed_count(config, train_set))]
         except KeyError as exc:
             if not disk_labelled:
                 raise
@@ -314,7 +336,9 @@ def _run_pipeline(
                 f"task {config.task!r} reads label {exc.args[0]!r}, missing from data on disk "
                 f"({', '.join(f'data.{k}.path {v!r}' for k, v in disk_labelled.items())}); labels present: {have}"
             ) from None
-        return model
+        results[train_set] = fits[0][1]
+        per_seed[train_set] = [r["metrics"] for _, r in fits]
+        return fits[0][0]
 
     def label_preservation() -> dict[str, float]:
         try:
@@ -375,6 +399,10 @@ def _run_pipeline(
 
     figures = stages.run("figures", lambda: task.save_figures({k: v["metrics"] for k, v in results.items()}, out))
     primary = task.primary_metric
+    verdict = (refinement_verdict(*([m[primary.name] for m in per_seed[s]] for s in VERDICT_SETS), primary.lower_is_better)
+               if set(VERDICT_SETS) <= set(per_seed) else None)
+    # step_XXXXXX names sort by step: the last one is the final refiner's grid.
+    sample_grid = max((p.relative_to(out).as_posix() for p in (out / "samples").glob("step_*.png")), default=None)
     summary = {
         "task": config.task,
         "profile": config.profile,
@@ -384,6 +412,11 @@ def _run_pipeline(
         "loss_implementation": loss_name,
         "primary_metric": {"name": primary.name, "lower_is_better": primary.lower_is_better, "unit": primary.unit},
         "estimators": {k: v["metrics"] for k, v in results.items()},
+        "estimator_seeds": [config.seed + k for k in range(config.estimator.seeds)],
+        "estimators_per_seed": per_seed,
+        "refinement_verdict": verdict,
+        "sample_grid": sample_grid,
+        "full_effect_profile": task.full_effect_profile,
         "label_preservation": preservation,
         "figures": [str(Path(f).relative_to(out)) if Path(f).is_relative_to(out) else str(f) for f in figures],
         "simgan_final": outcome.last_metrics,

@@ -1,7 +1,9 @@
-"""Plain-text results tables (what the CLI prints at the end of a run)."""
+"""Plain-text results tables (what the CLI prints at the end of a run), and the verdict on
+whether refinement helped beyond the run's noise."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 _ORDER = ("synthetic", "refined", "target")
@@ -19,8 +21,68 @@ def gap_closed(synthetic: float, method: float, oracle: float) -> float | None:
     return (method - synthetic) / gap
 
 
+#: How the verdict's noise is estimated, in the words the verdict line and docs use.
+NOISE_DEFINITION = "the larger max-min spread over estimator seeds of the two rows"
+
+
+def refinement_verdict(synthetic: Sequence[float], refined: Sequence[float], lower_is_better: bool) -> dict[str, Any]:
+    """Did the refined row beat the synthetic row by more than the run's noise?
+
+    ``synthetic`` and ``refined`` hold the primary metric of each estimator seed. The noise is
+    the larger of the two rows' spreads (max - min over seeds); ``improvement`` is the refined
+    mean's advantage over the synthetic mean (positive = better, whatever the metric's
+    direction). Verdict: ``"helped"`` if improvement > noise, ``"worse"`` if improvement <
+    -noise, else ``"not beyond noise"``; ``"one seed"`` when a row has fewer than 2 seeds (no
+    noise estimate, no call made).
+    """
+    out: dict[str, Any] = {"synthetic": list(synthetic), "refined": list(refined), "noise_definition": NOISE_DEFINITION}
+    if min(len(synthetic), len(refined)) < 2:
+        return {**out, "verdict": "one seed"}
+    syn_mean, ref_mean = sum(synthetic) / len(synthetic), sum(refined) / len(refined)
+    improvement = syn_mean - ref_mean if lower_is_better else ref_mean - syn_mean
+    noise = max(max(synthetic) - min(synthetic), max(refined) - min(refined))
+    verdict = "helped" if improvement > noise else "worse" if improvement < -noise else "not beyond noise"
+    return {**out, "verdict": verdict, "synthetic_mean": syn_mean, "refined_mean": ref_mean, "improvement": improvement, "noise": noise}
+
+
+_VERDICT_WORDS = {
+    "helped": "refinement helped beyond the noise",
+    "not beyond noise": "refinement did not help beyond the noise",
+    "worse": "refinement made the estimator worse beyond the noise",
+}
+
+
+def verdict_line(summary: dict[str, Any]) -> str:
+    """The one line after the table: the verdict, how the noise was estimated, what to look at."""
+    look = [p for p in [summary.get("sample_grid"), *summary.get("figures", [])] if p]
+    see = f" Look at {', '.join(look)}." if look else ""
+    v = summary.get("refinement_verdict")
+    if v is None:
+        return f"Verdict: not measured (needs 'synthetic' and 'refined' in estimator.train_on).{see}"
+    if v["verdict"] == "one seed":
+        return ("Verdict: not measured (estimator.seeds = 1: one estimator seed per row gives no estimate of the noise; "
+                f"set estimator.seeds = 2 or more).{see}")
+    metric = summary["primary_metric"]
+    direction = "lower" if metric["lower_is_better"] else "higher"
+    seeds = summary.get("estimator_seeds", [])
+    return (f"Verdict: {_VERDICT_WORDS[v['verdict']]}: {metric['name']} refined {v['refined_mean']:.3f} vs synthetic "
+            f"{v['synthetic_mean']:.3f} ({direction} is better; means over estimator seeds {seeds}); "
+            f"noise = {NOISE_DEFINITION} = {v['noise']:.3f}.{see}")
+
+
+def full_effect_line(summary: dict[str, Any]) -> str | None:
+    """After a ``default``-profile run of a task that names a profile showing the full effect
+    of refinement (``Task.full_effect_profile``), one line saying which; else None."""
+    profile = summary.get("full_effect_profile")
+    if summary["profile"] != "default" or not profile or profile == "default":
+        return None
+    return (f"Profile 'default' is sized for a quick run; task {summary['task']!r} shows the full effect of refinement "
+            f"with --profile {profile}.")
+
+
 def format_results_table(summary: dict[str, Any]) -> str:
-    """A fixed-width table of estimator metrics per training set, plus label preservation."""
+    """A fixed-width table of estimator metrics per training set (the first estimator seed's),
+    label preservation, the :func:`verdict_line` and, after a default run, :func:`full_effect_line`."""
     estimators: dict[str, dict[str, float]] = summary["estimators"]
     primary = summary["primary_metric"]["name"]
     rows = [k for k in _ORDER if k in estimators] + [k for k in estimators if k not in _ORDER]
@@ -44,4 +106,7 @@ def format_results_table(summary: dict[str, Any]) -> str:
     out += [fmt(r) for r in lines[1:]]
     if summary.get("label_preservation"):
         out.append("label preservation: " + ", ".join(f"{k} = {v:.3f}" for k, v in summary["label_preservation"].items()))
+    out.append(verdict_line(summary))
+    if (line := full_effect_line(summary)) is not None:
+        out.append(line)
     return "\n".join(out)

@@ -94,6 +94,10 @@ class Task(ABC):
 
     #: Name used by ``--task`` (set by subclasses).
     name: str = ""
+    #: The profile in which this task shows the full effect of refinement, when ``default`` is
+    #: too short to (e.g. ``"paper"``). After a ``--profile default`` run the results say so.
+    #: None (the default): nothing is said.
+    full_effect_profile: str | None = None
 
     @property
     @abstractmethod

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from simgan_toolkit.report import format_results_table, gap_closed
+from simgan_toolkit.report import (
+    NOISE_DEFINITION,
+    format_results_table,
+    full_effect_line,
+    gap_closed,
+    refinement_verdict,
+    verdict_line,
+)
 
 
 def test_gap_closed_lower_is_better():
@@ -66,11 +73,95 @@ def test_table_without_oracle_has_no_gap_column_and_extra_rows_last():
     est = {"custom": {"err": 1.0}, "refined": {"err": 2.0}, "synthetic": {"err": 3.0}}
     text = format_results_table(_summary(estimators=est, label_preservation={}))
     assert "gap closed" not in text and "label preservation" not in text
-    rows = [l.split()[0] for l in text.splitlines()[3:]]
+    rows = [l.split()[0] for l in text.splitlines()[3:6]]
     assert rows == ["synthetic", "refined", "custom"]
+    assert text.splitlines()[6].startswith("Verdict: ")
 
 
 def test_table_no_gap_shows_dash():
     est = {"synthetic": {"err": 5.0}, "refined": {"err": 4.0}, "target": {"err": 5.0}}
     text = format_results_table(_summary(estimators=est))
     assert text.splitlines()[3].split()[-1] == "-"
+
+
+# ---------------------------------------------------------------- refinement verdict
+
+
+def test_verdict_helped_lower_is_better():
+    # synthetic 10, 12 (mean 11, spread 2); refined 8, 8.5 (mean 8.25, spread 0.5):
+    # improvement 11 - 8.25 = 2.75 > noise max(2, 0.5) = 2
+    v = refinement_verdict([10.0, 12.0], [8.0, 8.5], lower_is_better=True)
+    assert v["verdict"] == "helped"
+    assert (v["synthetic_mean"], v["refined_mean"]) == (11.0, 8.25)
+    assert v["improvement"] == pytest.approx(2.75) and v["noise"] == pytest.approx(2.0)
+    assert (v["synthetic"], v["refined"], v["noise_definition"]) == ([10.0, 12.0], [8.0, 8.5], NOISE_DEFINITION)
+
+
+def test_verdict_not_beyond_noise():
+    # improvement 11 - 9.5 = 1.5 <= noise 2 (the synthetic row's spread)
+    assert refinement_verdict([10.0, 12.0], [9.0, 10.0], lower_is_better=True)["verdict"] == "not beyond noise"
+    # exactly the noise is not beyond it: 11 - 9 = 2 = noise
+    assert refinement_verdict([10.0, 12.0], [9.0, 9.0], lower_is_better=True)["verdict"] == "not beyond noise"
+    # the refined row's spread counts too: improvement 3, noise max(0, 4) = 4
+    assert refinement_verdict([11.0, 11.0], [6.0, 10.0], lower_is_better=True)["verdict"] == "not beyond noise"
+
+
+def test_verdict_worse():
+    # refined mean 14 vs synthetic 11: improvement -3 < -noise (2)
+    v = refinement_verdict([10.0, 12.0], [13.5, 14.5], lower_is_better=True)
+    assert v["verdict"] == "worse" and v["improvement"] == pytest.approx(-3.0)
+
+
+def test_verdict_higher_is_better_reverses_the_sign():
+    # PCK-like: synthetic 50, 52 (mean 51); refined 60, 61 (mean 60.5): improvement +9.5 > noise 2
+    assert refinement_verdict([50.0, 52.0], [60.0, 61.0], lower_is_better=False)["verdict"] == "helped"
+    # the same numbers read as errors: refinement made it worse
+    assert refinement_verdict([50.0, 52.0], [60.0, 61.0], lower_is_better=True)["verdict"] == "worse"
+
+
+def test_verdict_three_seeds_noise_is_max_minus_min():
+    # synthetic spread 13 - 10 = 3, refined 7.5 - 6 = 1.5; improvement 11.5 - 6.75 = 4.75 > 3
+    v = refinement_verdict([10.0, 13.0, 11.5], [6.0, 7.5, 6.75], lower_is_better=True)
+    assert v["noise"] == pytest.approx(3.0) and v["verdict"] == "helped"
+
+
+def test_verdict_one_seed_makes_no_call():
+    v = refinement_verdict([10.0], [5.0], lower_is_better=True)
+    assert v == {"synthetic": [10.0], "refined": [5.0], "noise_definition": NOISE_DEFINITION, "verdict": "one seed"}
+
+
+def _verdict_summary(synthetic, refined, lower=True, **over):
+    return _summary(primary_metric={"name": "err", "lower_is_better": lower, "unit": "deg"},
+                    refinement_verdict=refinement_verdict(synthetic, refined, lower), estimator_seeds=[0, 1],
+                    sample_grid="samples/step_000200.png", figures=["pck_curve.png"], **over)
+
+
+def test_verdict_line_states_the_call_the_noise_and_what_to_look_at():
+    line = verdict_line(_verdict_summary([10.0, 12.0], [8.0, 8.5]))
+    assert line == ("Verdict: refinement helped beyond the noise: err refined 8.250 vs synthetic 11.000 "
+                    "(lower is better; means over estimator seeds [0, 1]); noise = the larger max-min spread over "
+                    "estimator seeds of the two rows = 2.000. Look at samples/step_000200.png, pck_curve.png.")
+    assert verdict_line(_verdict_summary([10.0, 12.0], [9.0, 10.0])).startswith("Verdict: refinement did not help beyond the noise: ")
+    worse = verdict_line(_verdict_summary([50.0, 52.0], [40.0, 41.0], lower=False))
+    assert worse.startswith("Verdict: refinement made the estimator worse beyond the noise: err refined 40.500 vs synthetic 51.000 (higher is better")
+
+
+def test_verdict_line_when_not_measured():
+    one = verdict_line(_summary(refinement_verdict=refinement_verdict([1.0], [2.0], True), sample_grid="samples/step_000010.png"))
+    assert one == ("Verdict: not measured (estimator.seeds = 1: one estimator seed per row gives no estimate of the noise; "
+                   "set estimator.seeds = 2 or more). Look at samples/step_000010.png.")
+    assert verdict_line(_summary()) == "Verdict: not measured (needs 'synthetic' and 'refined' in estimator.train_on)."
+
+
+def test_table_ends_with_the_verdict_line_and_after_a_default_run_the_full_effect_profile():
+    summary = _verdict_summary([10.0, 12.0], [8.0, 8.5], profile="default", full_effect_profile="paper")
+    lines = format_results_table(summary).splitlines()
+    assert lines[-2] == verdict_line(summary)
+    assert lines[-1] == "Profile 'default' is sized for a quick run; task 'gaze' shows the full effect of refinement with --profile paper."
+
+
+@pytest.mark.parametrize(("profile", "full"), [("smoke", "paper"), ("paper", "paper"), ("default", None), ("default", "default")])
+def test_no_full_effect_line_unless_a_default_run_of_a_task_that_names_another_profile(profile, full):
+    summary = _summary(profile=profile, full_effect_profile=full)
+    assert full_effect_line(summary) is None
+    assert format_results_table(summary).splitlines()[-1].startswith("Verdict: ")
