@@ -1,8 +1,9 @@
 """Named benchmark suites: how much data, how many seeds and which rows each one runs.
 
 ``tiny`` exists so a test can run the whole suite end to end in seconds (the numbers mean
-nothing); ``quick`` is meant for a 2-core CPU (about 20 minutes for gaze and hand_depth side by
-side, see docs/benchmarks.md); ``full`` uses the paper profiles and is meant for a GPU.
+nothing); ``quick`` is meant for a 2-core CPU (17 minutes measured for gaze and hand_depth side
+by side with one refiner per row; about 25 estimated with one per seed, see
+docs/benchmarks.md); ``full`` uses the paper profiles and is meant for a GPU.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ SUITES: dict[str, Suite] = {
         name="quick",
         profile="default",
         overrides={
-            # Sized so both tasks fit about 20 minutes on a 2-core CPU (docs/benchmarks.md).
+            # Sized so both tasks fit about 20 minutes on a 2-core CPU with one refiner per
+            # row; three refiners per row make it ~25 (estimated, docs/benchmarks.md).
             # The gaze estimator gets more small steps rather than fewer large ones: the same
             # images seen, far less seed-to-seed spread. The hand estimator cannot learn much
             # in this budget at all (see the docs); its rows exercise the suite.
