@@ -55,7 +55,7 @@ _VERDICT_WORDS = {
 def verdict_line(summary: dict[str, Any]) -> str:
     """The one line after the table: the verdict, how the noise was estimated, what to look at."""
     look = [p for p in [summary.get("sample_grid"), *summary.get("figures", [])] if p]
-    see = f" Look at {', '.join(look)}." if look else ""
+    see = f" Look at {', '.join(look)} in the run folder." if look else ""
     v = summary.get("refinement_verdict")
     if v is None:
         return f"Verdict: not measured (needs 'synthetic' and 'refined' in estimator.train_on).{see}"

@@ -64,7 +64,7 @@ def test_two_estimator_seeds_give_a_verdict_and_a_default_run_names_the_full_pro
     assert summary["sample_grid"] == "samples/step_000010.png" and (out / summary["sample_grid"]).exists()
     assert summary["full_effect_profile"] == "smoke"
     # printed: the table, then the verdict line, then (a default run) the full-effect line
-    assert table[-2] == verdict_line(summary) and "Look at samples/step_000010.png." in table[-2]
+    assert table[-2] == verdict_line(summary) and "Look at samples/step_000010.png in the run folder." in table[-2]
     assert table[-1] == "Profile 'default' is sized for a quick run; task 'spots_full' shows the full effect of refinement with --profile smoke."
     assert json.loads((out / "summary.json").read_text())["refinement_verdict"] == verdict
 
@@ -87,4 +87,4 @@ def test_no_verdict_without_both_rows_and_no_full_effect_line_for_a_task_that_na
     summary, table = _run(spots_registry, tmp_path / "run", "spots", "default", "estimator.train_on=['refined']")
     assert summary["refinement_verdict"] is None and summary["full_effect_profile"] is None
     assert set(summary["estimators_per_seed"]) == {"refined"} and len(summary["estimators_per_seed"]["refined"]) == 2
-    assert table[-1] == "Verdict: not measured (needs 'synthetic' and 'refined' in estimator.train_on). Look at samples/step_000010.png."
+    assert table[-1] == "Verdict: not measured (needs 'synthetic' and 'refined' in estimator.train_on). Look at samples/step_000010.png in the run folder."

@@ -140,7 +140,7 @@ def test_verdict_line_states_the_call_the_noise_and_what_to_look_at():
     line = verdict_line(_verdict_summary([10.0, 12.0], [8.0, 8.5]))
     assert line == ("Verdict: refinement helped beyond the noise: err refined 8.250 vs synthetic 11.000 "
                     "(lower is better; means over estimator seeds [0, 1]); noise = the larger max-min spread over "
-                    "estimator seeds of the two rows = 2.000. Look at samples/step_000200.png, pck_curve.png.")
+                    "estimator seeds of the two rows = 2.000. Look at samples/step_000200.png, pck_curve.png in the run folder.")
     assert verdict_line(_verdict_summary([10.0, 12.0], [9.0, 10.0])).startswith("Verdict: refinement did not help beyond the noise: ")
     worse = verdict_line(_verdict_summary([50.0, 52.0], [40.0, 41.0], lower=False))
     assert worse.startswith("Verdict: refinement made the estimator worse beyond the noise: err refined 40.500 vs synthetic 51.000 (higher is better")
@@ -149,7 +149,7 @@ def test_verdict_line_states_the_call_the_noise_and_what_to_look_at():
 def test_verdict_line_when_not_measured():
     one = verdict_line(_summary(refinement_verdict=refinement_verdict([1.0], [2.0], True), sample_grid="samples/step_000010.png"))
     assert one == ("Verdict: not measured (estimator.seeds = 1: one estimator seed per row gives no estimate of the noise; "
-                   "set estimator.seeds = 2 or more). Look at samples/step_000010.png.")
+                   "set estimator.seeds = 2 or more). Look at samples/step_000010.png in the run folder.")
     assert verdict_line(_summary()) == "Verdict: not measured (needs 'synthetic' and 'refined' in estimator.train_on)."
 
 
