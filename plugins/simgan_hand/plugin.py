@@ -1,4 +1,7 @@
-"""Entry-point module of the hand plugin: the ``hand_depth`` task and the ``nyu_hand`` dataset format.
+"""Entry-point module of the hand plugin: the ``hand_depth`` tasks and the ``nyu_hand`` dataset format.
+
+``hand_depth`` (and ``hand_depth_bare``) use the Kinect-like target; ``hand_depth_tof`` and
+``hand_depth_stereo`` the same scene through a time-of-flight and an active stereo camera.
 
 Imports stay cheap: the task is built by a factory, and the loader is registered by its
 ``"module:Class"`` path, imported only when the format is used.
@@ -17,6 +20,17 @@ def _hand_depth(scene: str, name: str) -> Any:
     return HandDepthTask(scene=scene, name=name)  # type: ignore[arg-type]
 
 
+def _hand_depth_camera(camera: str, name: str) -> Any:
+    """``hand_depth`` with another target camera (``tof``, ``stereo``) playing "real"."""
+    from simgan_hand.task import HandDepthTask
+
+    if camera == "tof":
+        from simgan_hand.tof import simulate_tof_hands as target
+    else:
+        from simgan_hand.stereo import simulate_stereo_hands as target
+    return HandDepthTask(scene="hand_arm_wall", name=name, target=target)
+
+
 @hookimpl
 def simgan_register_tasks(register: Register) -> None:
     register.task(
@@ -28,6 +42,16 @@ def simgan_register_tasks(register: Register) -> None:
         "hand_depth_bare",
         lambda: _hand_depth("hand", "hand_depth_bare"),
         description="as hand_depth, but the simulator renders the bare hand model (like NYU synthdepth)",
+    )
+    register.task(
+        "hand_depth_tof",
+        lambda: _hand_depth_camera("tof", "hand_depth_tof"),
+        description="as hand_depth, target: time-of-flight camera (Kinect v2 style: mixed pixels, multipath, amplitude noise)",
+    )
+    register.task(
+        "hand_depth_stereo",
+        lambda: _hand_depth_camera("stereo", "hand_depth_stereo"),
+        description="as hand_depth, target: active stereo camera (D4xx style: half-occlusion right, fattening, speckle holes)",
     )
 
 

@@ -9,6 +9,7 @@ only to score (and train the oracle) estimators, never by the refiner.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ NUM_JOINTS = 14
 #: Normalised depth at or beyond which a pixel is background (far value +1; a margin for noise).
 FOREGROUND_BELOW = 0.98
 PCK_MAX_PX = 20
+#: A target ("real") depth camera: ``(n, generator, *, device, size) -> (images, labels)``.
+TargetHands = Callable[..., tuple[Tensor, dict[str, Tensor]]]
 
 
 class HandDepthTask(Task):
@@ -35,12 +38,16 @@ class HandDepthTask(Task):
 
     name = "hand_depth"
 
-    def __init__(self, scene: Scene = "hand_arm_wall", name: str = "hand_depth") -> None:
-        """``scene``: what the simulator renders around the hand (:data:`simgan_hand.simulator.SCENES`)."""
+    def __init__(
+        self, scene: Scene = "hand_arm_wall", name: str = "hand_depth", target: TargetHands = simulate_kinect_hands
+    ) -> None:
+        """``scene``: what the simulator renders around the hand (:data:`simgan_hand.simulator.SCENES`);
+        ``target``: the "real" depth camera, called like :func:`simulate_kinect_hands`."""
         if scene not in SCENES:
             raise ValueError(f"scene must be one of {SCENES}, got {scene!r}")
         self.scene = scene
         self.name = name
+        self.target = target
 
     @property
     def image_spec(self) -> ImageSpec:
@@ -57,7 +64,7 @@ class HandDepthTask(Task):
         return self.real_labelled(n, seed, device).images
 
     def real_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
-        images, labels = simulate_kinect_hands(n, self._generator(seed, device), device=device, size=SIZE)
+        images, labels = self.target(n, self._generator(seed, device), device=device, size=SIZE)
         return LabelledImages(images, labels)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
