@@ -70,7 +70,7 @@ def train_refiner(
     outcome = trainer.train()
     seconds = time.perf_counter() - start
     n = n_refine or ctx.n_base
-    refined = refine_images(refiner, ctx.synthetic.images[:n], seed=seed)
+    refined = refine_images(trainer.inference_refiner, ctx.synthetic.images[:n], seed=seed)
     preservation = ctx.task.label_preservation(base, refined[: ctx.n_base])
     ctx.say(f"  {variant} (seed {seed}): SimGAN {seconds:.0f} s, final {_short(outcome.last_metrics)}")
     return RefinerRun(variant, seed, refined, outcome.last_metrics, seconds, preservation)

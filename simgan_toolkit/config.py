@@ -89,6 +89,11 @@ class TrainConfig(_Strict):
     lam: float = Field(0.5, ge=0)
     history: bool = True
     history_size: int = Field(12800, ge=1)
+    #: Decay of an exponential moving average of the refiner's weights (0 = off). The average,
+    #: not the last iterate, draws the sample grids, refines the dataset and is what ``refine``
+    #: loads; D still trains against the live refiner. A GAN's last iterate carries whatever
+    #: the refiner and D were chasing at that step; the average keeps what persisted.
+    refiner_ema: float = Field(0.0, ge=0.0, lt=1.0)
     refiner_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     discriminator_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     #: Train R and D on random square crops of this size (None: whole images). R and D are

@@ -378,7 +378,7 @@ def _run_pipeline(
             return {"task": config.task, "rank": context.rank, "world_size": context.world_size,
                     "simgan_final": outcome.last_metrics}
 
-    refined_images = stages.run("refine", lambda: refine_images(refiner, synthetic.images, seed=config.seed))
+    refined_images = stages.run("refine", lambda: refine_images(trainer.inference_refiner, synthetic.images, seed=config.seed))
     refined = synthetic.with_images(refined_images)
     stages.run(
         "export",

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from simgan_toolkit.config import RunConfig, resume_comparable
@@ -194,6 +195,9 @@ class SimGANTrainer:
         self.index_gen = torch.Generator().manual_seed(self._stream_seed)
         self.noise_gen = torch.Generator(device=device).manual_seed(self._stream_seed + 1)
         self.buffer = HistoryBuffer(self.cfg.history_size, generator=self.index_gen) if self.cfg.history else None
+        self.refiner_ema = (
+            AveragedModel(refiner, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.refiner_ema)) if self.cfg.refiner_ema > 0 else None
+        )
         self.phase = PHASES[0]
         self.step = 0
         self.log = MetricsLog(out_dir / "metrics.jsonl") if out_dir and self.is_main else None
@@ -209,6 +213,12 @@ class SimGANTrainer:
         self._build_forwards()
 
     # ------------------------------------------------------------------ execution
+    @property
+    def inference_refiner(self) -> Refiner:
+        """The refiner that refines data and draws sample grids: the weight average when
+        ``train.refiner_ema`` > 0, else the live refiner."""
+        return self.refiner_ema.module if self.refiner_ema is not None else self.refiner  # type: ignore[return-value]
+
     def _build_forwards(self) -> None:
         """The callables the steps run R and D through (DDP- and/or compile-wrapped).
 
@@ -295,6 +305,8 @@ class SimGANTrainer:
         self.opt_r.zero_grad(set_to_none=True)
         total.backward()
         self.opt_r.step()
+        if self.refiner_ema is not None:
+            self.refiner_ema.update_parameters(self.refiner)
         self.discriminator.requires_grad_(True)
         return {k: v.detach() for k, v in metrics.items()}
 
@@ -341,6 +353,9 @@ class SimGANTrainer:
             "phase": self.phase,
             "step": self.step,
             "refiner": self.refiner.state_dict(),
+            # What `refine` loads: the weight average when there is one (else the refiner).
+            "refiner_inference": self.inference_refiner.state_dict(),
+            "refiner_ema": self.refiner_ema.state_dict() if self.refiner_ema is not None else None,
             "discriminator": self.discriminator.state_dict(),
             "opt_r": self.opt_r.state_dict(),
             "opt_d": self.opt_d.state_dict(),
@@ -366,6 +381,8 @@ class SimGANTrainer:
         multi-process run is therefore not bit-identical to an uninterrupted one.
         """
         self.refiner.load_state_dict(state["refiner"])
+        if self.refiner_ema is not None:
+            self.refiner_ema.load_state_dict(state["refiner_ema"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_r.load_state_dict(state["opt_r"])
         self.opt_d.load_state_dict(state["opt_d"])
@@ -433,11 +450,12 @@ class SimGANTrainer:
         """Queue a sample grid: R is run now, the PNG is written at the next flush (rank 0 only)."""
         if self.out_dir is None or not self.is_main:
             return
-        was_training = self.refiner.training
-        self.refiner.eval()
+        refiner = self.inference_refiner
+        was_training = refiner.training
+        refiner.eval()
         with torch.no_grad():
-            refined = self.refiner(self._grid_synthetic, self._grid_noise)
-        self.refiner.train(was_training)
+            refined = refiner(self._grid_synthetic, self._grid_noise)
+        refiner.train(was_training)
         self._pending_samples.append(_PendingSamples(tag, _HostCopy(refined)))
         if not self.async_logging:
             self._write_samples()

@@ -301,3 +301,47 @@ def test_trainer_on_crops_refines_whole_images(tiny_config, make_trainer, tmp_pa
     assert trainer.buffer.sample(1).shape[-2:] == (8, 8)
     full = trainer.synthetic[:2]
     assert trainer.refiner(full).shape == full.shape
+
+
+def test_refiner_ema_follows_the_recursion_and_serves_inference(tiny_config, make_trainer):
+    decay = 0.5
+    trainer = make_trainer(tiny_config(train={"refiner_ema": decay, "refiner_pretrain_steps": 0, "discriminator_pretrain_steps": 0, "steps": 0}))
+    assert trainer.inference_refiner is not trainer.refiner
+    # Hand-computed EMA over three refiner steps: a <- w1; a <- d a + (1 - d) w_k (torch's
+    # AveragedModel copies the weights at the first update).
+    expected = None
+    for _ in range(3):
+        trainer.refiner_step(adversarial=False)
+        w = [p.detach().clone() for p in trainer.refiner.parameters()]
+        expected = w if expected is None else [decay * e + (1 - decay) * x for e, x in zip(expected, w)]
+    for got, want in zip(trainer.inference_refiner.parameters(), expected):
+        torch.testing.assert_close(got, want)
+    # The average differs from the live weights after several different steps.
+    assert not all(torch.equal(a, b) for a, b in zip(trainer.inference_refiner.parameters(), trainer.refiner.parameters()))
+
+
+def test_without_ema_the_live_refiner_serves_inference(tiny_config, make_trainer):
+    trainer = make_trainer(tiny_config())
+    assert trainer.inference_refiner is trainer.refiner
+
+
+def test_refiner_ema_is_checkpointed_resumed_and_loaded_by_refine(tmp_path, tiny_config, make_trainer):
+    from simgan_toolkit.plugin import get_registry
+    from simgan_toolkit.refine import load_refiner
+
+    config = tiny_config(train={"steps": 4, "refiner_ema": 0.9, "checkpoint_every": 2})
+    full = make_trainer(config, tmp_path / "a")
+    full.train()
+    state = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    for k, v in full.inference_refiner.state_dict().items():
+        assert torch.equal(state["refiner_inference"][k], v)
+    # `refine` applies the average, not the live refiner.
+    loaded, _ = load_refiner(tmp_path / "a" / "checkpoints" / "last.pt", get_registry())
+    for a, b in zip(loaded.parameters(), full.inference_refiner.parameters()):
+        assert torch.equal(a, b)
+    # An interrupted run resumes its average exactly.
+    _train_interrupted(make_trainer(config, tmp_path / "b"), ("adversarial", 3))
+    resumed = make_trainer(config, tmp_path / "b", init_seed=5)
+    resumed.train(resume=True)
+    for a, b in zip(resumed.inference_refiner.parameters(), full.inference_refiner.parameters()):
+        assert torch.equal(a, b)
