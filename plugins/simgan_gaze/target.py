@@ -563,6 +563,16 @@ def quantise_8bit(image: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------
 
 
+def render_scene(
+    params: EyeParams, layers: EyeLayers, size: tuple[int, int], generator: torch.Generator
+) -> Tensor:
+    """The visible-light scene before any light transport: the eye composited over textured
+    skin, the lid's shading and the lashes; sRGB albedo (N, 3, H, W)."""
+    image = composite(params, layers, skin_albedo_map(params.skin_colour, size, generator))
+    image = eyelid_shading(image, layers, generator)
+    return add_eyelashes(image, params, generator)
+
+
 def _render_target_chunk(
     params: EyeParams, generator: torch.Generator, height: int, width: int, rgb: bool
 ) -> Tensor:
@@ -571,10 +581,7 @@ def _render_target_chunk(
     n, dev = len(params), params.device
     size = (height, width)
     layers = eye_layers(params, height, width)
-    image = composite(params, layers, skin_albedo_map(params.skin_colour, size, g))
-    image = eyelid_shading(image, layers, g)
-    image = add_eyelashes(image, params, g)
-    linear = _pow(image.clamp(0.0, 1.0), SIMULATOR_GAMMA)
+    linear = _pow(render_scene(params, layers, size, g).clamp(0.0, 1.0), SIMULATOR_GAMMA)
     linear = add_specular_glints(linear, params, layers, g)
     linear = apply_uneven_lighting(linear, g)
     if not rgb:

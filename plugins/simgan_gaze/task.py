@@ -8,6 +8,7 @@ never by the refiner.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -23,15 +24,22 @@ from simgan_toolkit.task import ImageSpec, LabelledImages, MetricSpec, Task
 HEIGHT, WIDTH = 35, 55
 WITHIN_DEGREES = 7.0
 
+#: A target ("real") camera model: ``(n, generator, *, rgb, device) -> (images, labels)``.
+TargetEyes = Callable[..., tuple[Tensor, dict[str, Tensor]]]
+
 _EYE_DISCRIMINATOR = ["conv3s2-96", "conv3s2-64", "pool3s1", "conv3-32", "conv1-32", "conv1-2"]
 
 
 class GazeTask(Task):
     """Eye gaze estimation from 35x55 eye crops (grayscale as in the paper, or RGB)."""
 
-    def __init__(self, rgb: bool = False) -> None:
+    def __init__(
+        self, rgb: bool = False, target: TargetEyes = simulate_target_eyes, name: str | None = None
+    ) -> None:
+        """``target``: the "real" camera model, called like :func:`simulate_target_eyes`."""
         self.rgb = rgb
-        self.name = "gaze_rgb" if rgb else "gaze"
+        self.target = target
+        self.name = name or ("gaze_rgb" if rgb else "gaze")
 
     @property
     def image_spec(self) -> ImageSpec:
@@ -45,11 +53,11 @@ class GazeTask(Task):
         return LabelledImages(images, labels)
 
     def real(self, n: int, seed: int, device: torch.device) -> Tensor:
-        images, _ = simulate_target_eyes(n, self._generator(seed, device), rgb=self.rgb, device=device)
+        images, _ = self.target(n, self._generator(seed, device), rgb=self.rgb, device=device)
         return images
 
     def real_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
-        images, labels = simulate_target_eyes(n, self._generator(seed, device), rgb=self.rgb, device=device)
+        images, labels = self.target(n, self._generator(seed, device), rgb=self.rgb, device=device)
         return LabelledImages(images, labels)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
