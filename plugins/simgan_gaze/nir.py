@@ -30,13 +30,14 @@ method.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from simgan_gaze.eye_model import REFERENCE_HEIGHT, REFERENCE_WIDTH, EyeParams, pupil_centre_px
+from simgan_gaze.eye_model import EyeParams, pupil_centre_px
 from simgan_gaze.simulator import EyeLayers, composite, eye_layers, pixel_grid
 from simgan_gaze.target import (
     _uniform,
@@ -322,15 +323,7 @@ def _render_nir_chunk(
     return out.expand(-1, 3, -1, -1).contiguous() if rgb else out
 
 
-def simulate_nir_eyes(
-    n: int,
-    generator: torch.Generator,
-    *,
-    rgb: bool = False,
-    device: torch.device | str = "cpu",
-    height: int = REFERENCE_HEIGHT,
-    width: int = REFERENCE_WIDTH,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """N eyes as a NIR remote eye tracker sees them: ``(images, labels)`` as
-    :func:`simgan_gaze.target.simulate_target_eyes` returns them (same labels for the same seed)."""
-    return simulate_with(_render_nir_chunk, n, generator, rgb=rgb, device=device, height=height, width=width)
+#: N eyes as a NIR remote eye tracker sees them: ``simulate_nir_eyes(n, generator, *, rgb, device, height,
+#: width) -> (images, labels)`` exactly like :func:`simgan_gaze.target.simulate_target_eyes`
+#: (same labels for the same seed).
+simulate_nir_eyes = functools.partial(simulate_with, _render_nir_chunk)

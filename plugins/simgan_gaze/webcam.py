@@ -21,16 +21,18 @@ ISP and storage
 Grey output is the luminance of the stored colour frame (a colour webcam converted
 afterwards). Ranges are drawn per image from imaging references (EMVA 1288 photon transfer;
 Foi et al. 2008 on Poisson-Gaussian raw noise; typical 1.1-1.4 um webcam pixels and
-screen-lit illuminance of 5-30 lux), not tuned for any method.
+screen-lit illuminance of 3-15 lux), not tuned for any method.
 """
 
 from __future__ import annotations
+
+import functools
 
 import kornia
 import torch
 from torch import Tensor
 
-from simgan_gaze.eye_model import REFERENCE_HEIGHT, REFERENCE_WIDTH, EyeParams
+from simgan_gaze.eye_model import EyeParams
 from simgan_gaze.nir import motion_blur
 from simgan_gaze.simulator import EyeLayers, eye_layers
 from simgan_gaze.target import (
@@ -205,15 +207,7 @@ def _render_webcam_chunk(
     return quantise_8bit(display) * 2.0 - 1.0
 
 
-def simulate_webcam_eyes(
-    n: int,
-    generator: torch.Generator,
-    *,
-    rgb: bool = False,
-    device: torch.device | str = "cpu",
-    height: int = REFERENCE_HEIGHT,
-    width: int = REFERENCE_WIDTH,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """N eyes as a laptop webcam sees them in a dark room: ``(images, labels)`` as
-    :func:`simgan_gaze.target.simulate_target_eyes` returns them (same labels for the same seed)."""
-    return simulate_with(_render_webcam_chunk, n, generator, rgb=rgb, device=device, height=height, width=width)
+#: N eyes as a laptop webcam in a dark room sees them: ``simulate_webcam_eyes(n, generator, *, rgb, device, height,
+#: width) -> (images, labels)`` exactly like :func:`simgan_gaze.target.simulate_target_eyes`
+#: (same labels for the same seed).
+simulate_webcam_eyes = functools.partial(simulate_with, _render_webcam_chunk)

@@ -29,6 +29,7 @@ on the left-right check and speckle filtering), not tuned for any method.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import kornia
@@ -43,8 +44,7 @@ from simgan_hand.kinect import (
     occluding_edge_dropout,
     projector_shadow,
 )
-from simgan_hand.render import DEFAULT_SIZE, CropParams
-from simgan_hand.skeleton import DEFAULT_CUBE_MM, NYU_INTRINSICS, CameraIntrinsics
+from simgan_hand.render import CropParams
 from simgan_hand.target_scene import TargetScene, _finite, _uniform, simulate_target_hands
 from simgan_hand.tof import crop_px_per_sensor_px, round_to_depth_units
 
@@ -54,6 +54,11 @@ STEREO_BASELINE_MM = 95.0
 STEREO_FOCAL_PX = 424.0 / math.tan(math.radians(87.0 / 2.0))
 #: Side of the other imager relative to the reference (right) one: -1 = the camera's -x side.
 OTHER_IMAGER_SIDE = -1.0
+
+
+def _unit_std(field: Tensor) -> Tensor:
+    """Each image of (N, 1, H, W) scaled to unit standard deviation."""
+    return field / field.flatten(1).std(dim=1).clamp_min(1e-6).view(-1, 1, 1, 1)
 
 
 def half_occlusion(depth_mm: Tensor, crop: CropParams, baseline_mm: float = STEREO_BASELINE_MM) -> Tensor:
@@ -135,7 +140,7 @@ def correlated_disparity_noise(
     field = kornia.filters.gaussian_blur2d(
         white, (2 * radius + 1,) * 2, k.view(n, 1).expand(n, 2).contiguous(), border_type="reflect"
     )
-    field = field / field.flatten(1).std(dim=1).clamp_min(1e-6).view(n, 1, 1, 1)
+    field = _unit_std(field)
     finite = _finite(depth_mm)
     fb = focal_px * baseline_mm
     disparity = fb / torch.where(finite, depth_mm, torch.ones_like(depth_mm)) + sigma * field
@@ -164,7 +169,7 @@ def speckle_filter_holes(
     grid = (max(2, round(h / cell)), max(2, round(w / cell)))
     coarse = torch.randn((n, 1, *grid), generator=generator, device=dev)
     field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
-    field = field / field.flatten(1).std(dim=1).clamp_min(1e-6).view(n, 1, 1, 1)
+    field = _unit_std(field)
     base = _uniform((n, 1, 1, 1), *fraction_at_1m, generator, dev)
     z_m = torch.where(_finite(depth_mm), depth_mm, torch.ones_like(depth_mm)) / 1000.0
     fraction = (base * z_m * z_m).clamp(1e-6, 0.5)
@@ -193,17 +198,7 @@ def stereo_sensor_depth_mm(scene: TargetScene, crop: CropParams, generator: torc
     return round_to_depth_units(depth).masked_fill(missing, 0.0)
 
 
-def simulate_stereo_hands(
-    n: int,
-    generator: torch.Generator,
-    *,
-    device: torch.device | str = "cpu",
-    size: int = DEFAULT_SIZE,
-    cube_mm: float = DEFAULT_CUBE_MM,
-    intrinsics: CameraIntrinsics = NYU_INTRINSICS,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """N hands as the active stereo camera sees them: (images, labels) as
-    :func:`simgan_hand.kinect.simulate_kinect_hands` returns them (same labels for the same seed)."""
-    return simulate_target_hands(
-        n, generator, stereo_sensor_depth_mm, device=device, size=size, cube_mm=cube_mm, intrinsics=intrinsics
-    )
+#: N hands as the active stereo camera sees them: ``simulate_stereo_hands(n, generator, *, device, size, cube_mm,
+#: intrinsics) -> (images, labels)`` exactly like :func:`simgan_hand.kinect.simulate_kinect_hands`
+#: (same labels for the same seed).
+simulate_stereo_hands = functools.partial(simulate_target_hands, sensor=stereo_sensor_depth_mm)

@@ -28,6 +28,7 @@ Kinect DK hardware specification), not tuned for any method.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import kornia
@@ -36,8 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from simgan_hand.kinect import surface_incidence_cos
-from simgan_hand.render import DEFAULT_SIZE, CropParams
-from simgan_hand.skeleton import DEFAULT_CUBE_MM, NYU_INTRINSICS, CameraIntrinsics
+from simgan_hand.render import CropParams
 from simgan_hand.target_scene import TargetScene, _finite, _uniform, simulate_target_hands
 
 #: Focal length of the Kinect v2 depth camera in its own pixels (512x424, ~70 deg wide).
@@ -248,17 +248,7 @@ def tof_sensor_depth_mm(scene: TargetScene, crop: CropParams, generator: torch.G
     return round_to_depth_units(depth).masked_fill(missing, 0.0)
 
 
-def simulate_tof_hands(
-    n: int,
-    generator: torch.Generator,
-    *,
-    device: torch.device | str = "cpu",
-    size: int = DEFAULT_SIZE,
-    cube_mm: float = DEFAULT_CUBE_MM,
-    intrinsics: CameraIntrinsics = NYU_INTRINSICS,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """N hands as a ToF camera sees them: (images, labels) as
-    :func:`simgan_hand.kinect.simulate_kinect_hands` returns them (same labels for the same seed)."""
-    return simulate_target_hands(
-        n, generator, tof_sensor_depth_mm, device=device, size=size, cube_mm=cube_mm, intrinsics=intrinsics
-    )
+#: N hands as a ToF camera sees them: ``simulate_tof_hands(n, generator, *, device, size, cube_mm,
+#: intrinsics) -> (images, labels)`` exactly like :func:`simgan_hand.kinect.simulate_kinect_hands`
+#: (same labels for the same seed).
+simulate_tof_hands = functools.partial(simulate_target_hands, sensor=tof_sensor_depth_mm)
