@@ -115,7 +115,7 @@ def multipath_bias(
     ``rho`` an effective inter-reflection coefficient (``reflectance``, per image), the indirect
     return has relative strength ``r = rho F`` and, in the small-phase limit of the phasor sum,
     biases the depth by ``r h_mean / (1 + r)``: a few mm at the bottom of a gap between fingers,
-    at most ``reach_mm * rho / (1 + rho)`` (~4-17 mm).
+    at most ``reach_mm * rho / (1 + rho)`` (8-17 mm).
     """
     n, _, s, _ = depth_mm.shape
     dev = depth_mm.device
