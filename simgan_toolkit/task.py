@@ -160,7 +160,10 @@ class Task(ABC):
     def augment(self, images: Tensor, labels: dict[str, Tensor], generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
         """Training-time augmentation for the estimator; must move labels with the image.
 
-        The default is no augmentation.
+        ``images`` may be smaller than :attr:`image_spec` says: an estimator with a
+        ``resize_input`` method gets its training set resized to its input size once, before
+        training (:func:`simgan_toolkit.estimation.training.resized_for`); labels keep the
+        task's units (e.g. pixels of the full-size image). The default is no augmentation.
         """
         return images, labels
 

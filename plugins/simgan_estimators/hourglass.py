@@ -83,14 +83,19 @@ class StackedHourglass(nn.Module):
         self.merge_features = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(stacks - 1))
         self.merge_heatmaps = nn.ModuleList(nn.Conv2d(output_dim, width, 1) for _ in range(stacks - 1))
 
-    def _resize_input(self, x: Tensor) -> Tensor:
+    def resize_input(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, C, input_size, input_size), antialiased; a no-op at that size.
+
+        The estimator training loop calls it once on the whole training set, so per-step
+        augmentation runs at the input size instead of the task's full image size.
+        """
         if x.shape[-2:] == (self.input_size, self.input_size):
             return x
         return F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True)
 
     def features(self, x: Tensor) -> Tensor:
         """Stem features (N, width, input_size/4, input_size/4)."""
-        return self.stem(self._resize_input(x))
+        return self.stem(self.resize_input(x))
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)

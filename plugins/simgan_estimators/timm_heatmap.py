@@ -29,10 +29,14 @@ class TimmHeatmap(nn.Module):
         channels = self.backbone.feature_info.channels()[-1]
         self.head = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(channels, output_dim, 1))
 
-    def features(self, x: Tensor) -> Tensor:
+    def resize_input(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, C, input_size, input_size), antialiased; a no-op at that size."""
         if x.shape[-2:] != (self.input_size, self.input_size):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True)
-        return self.backbone(x)[-1]
+        return x
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.backbone(self.resize_input(x))[-1]
 
     def forward(self, x: Tensor) -> Tensor:
         heatmaps = self.head(self.features(x))

@@ -27,15 +27,33 @@ def random_affine(
     return matrix
 
 
-def warp_sample(images: Tensor, joints_uvd: Tensor, matrix: Tensor, background: float = 1.0) -> tuple[Tensor, Tensor]:
+def rescale_affine(matrix: Tensor, factor: float) -> Tensor:
+    """The (N, 2, 3) pixel-space ``matrix`` of a crop, expressed for the same crop resized by
+    ``factor`` (pixel centres: ``x_small = (x + 0.5) * factor - 0.5``)."""
+    n = matrix.shape[0]
+    offset = 0.5 * factor - 0.5
+    scale = torch.tensor([[factor, 0.0, offset], [0.0, factor, offset], [0.0, 0.0, 1.0]], dtype=matrix.dtype, device=matrix.device)
+    bottom = torch.tensor([0.0, 0.0, 1.0], dtype=matrix.dtype, device=matrix.device).expand(n, 1, 3)
+    full = torch.cat([matrix, bottom], dim=1)
+    return (scale @ full @ torch.linalg.inv(scale))[:, :2]
+
+
+def warp_sample(
+    images: Tensor, joints_uvd: Tensor, matrix: Tensor, background: float = 1.0, crop_size: int | None = None,
+) -> tuple[Tensor, Tensor]:
     """Apply (N, 2, 3) ``matrix`` to (N, 1, S, S) depth crops and their (N, J, 3) joints.
 
-    Pixels that come from outside the crop get ``background`` (the far value). Joint depths
-    are unchanged (an in-plane warp does not move anything in depth).
+    ``matrix`` and the joints' (u, v) are in pixels of a ``crop_size`` crop (default: S). When
+    the images are a resized copy (S != ``crop_size``, e.g. at an estimator's input size), the
+    warp is rescaled to them and the joints stay in ``crop_size`` pixels. Pixels that come from
+    outside the crop get ``background`` (the far value). Joint depths are unchanged (an in-plane
+    warp does not move anything in depth).
     """
     size = images.shape[-1]
+    crop_size = crop_size or size
+    image_matrix = matrix if size == crop_size else rescale_affine(matrix, size / crop_size)
     warped = kornia.geometry.transform.warp_affine(
-        images - background, matrix, (size, size), mode="bilinear", padding_mode="zeros", align_corners=True
+        images - background, image_matrix, (size, size), mode="bilinear", padding_mode="zeros", align_corners=True
     ) + background
     uv1 = torch.cat([joints_uvd[..., :2], torch.ones_like(joints_uvd[..., :1])], dim=-1)  # (N, J, 3)
     uv = torch.einsum("nij,nkj->nki", matrix, uv1)

@@ -108,9 +108,13 @@ class HandDepthTask(Task):
         return MetricSpec("pck_5", lower_is_better=False, unit="%")
 
     def augment(self, images: Tensor, labels: dict[str, Tensor], generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
-        """+/-20 degree rotation, 0.9-1.1 scale, +/-10 px shift; joints move with the image."""
+        """+/-20 degree rotation, 0.9-1.1 scale, +/-10 px shift; joints move with the image.
+
+        Works on crops at any resolution (the estimator's input size, say): the warp is drawn in
+        224-px crop pixels and the joints stay in them.
+        """
         matrix = random_affine(len(images), SIZE, generator)
-        warped, joints = warp_sample(images, labels["joints_uvd"], matrix)
+        warped, joints = warp_sample(images, labels["joints_uvd"], matrix, crop_size=SIZE)
         return warped, {**labels, "joints_uvd": joints}
 
     def save_figures(self, metrics_by_set: dict[str, dict[str, float]], out_dir: Path) -> list[Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simgan_hand.augment import rotation_matrix, warp_sample
+from simgan_hand.augment import rescale_affine, rotation_matrix, warp_sample
 from simgan_hand.heatmaps import crop_to_heatmap, gaussian_heatmaps
 from simgan_hand.skeleton import DEFAULT_CUBE_MM as CUBE_MM
 from simgan_hand.task import NUM_JOINTS, SIZE, HandDepthTask
@@ -61,6 +61,32 @@ def test_augment_moves_joints_with_the_image():
     aug_images, aug_labels = task.augment(images, {"joints_uvd": joints}, torch.Generator().manual_seed(0))
     v, u = divmod(int(aug_images[0, 0].argmin()), SIZE)
     assert abs(u - float(aug_labels["joints_uvd"][0, 0, 0])) <= 1.5 and abs(v - float(aug_labels["joints_uvd"][0, 0, 1])) <= 1.5
+
+
+def test_augment_on_a_resized_crop_moves_joints_in_full_crop_pixels():
+    # A 64-px copy of a 224-px crop, as the estimator loop hands it over; joints stay in 224 px.
+    small = 64
+    images = torch.ones(1, 1, small, small)
+    images[0, 0, 12, 43] = -1.0  # marker at small (43, 12) = crop ((43 + .5) * 3.5 - .5, (12 + .5) * 3.5 - .5)
+    joints = torch.zeros(1, NUM_JOINTS, 3)
+    joints[0, :, 0], joints[0, :, 1] = (43 + 0.5) * SIZE / small - 0.5, (12 + 0.5) * SIZE / small - 0.5
+    warped, moved = warp_sample(images, joints, rotation_matrix(30.0, SIZE), crop_size=SIZE)
+    assert warped.shape == images.shape
+    v, u = divmod(int(warped[0, 0].argmin()), small)
+    u_crop, v_crop = (u + 0.5) * SIZE / small - 0.5, (v + 0.5) * SIZE / small - 0.5
+    # Within one small pixel (3.5 crop px) of where the joint label went.
+    assert abs(u_crop - float(moved[0, 0, 0])) <= 3.5 and abs(v_crop - float(moved[0, 0, 1])) <= 3.5
+    # The same matrix on the full crop moves the same joint to the same place.
+    _, full_moved = warp_sample(torch.ones(1, 1, SIZE, SIZE), joints, rotation_matrix(30.0, SIZE))
+    torch.testing.assert_close(moved, full_moved)
+
+
+def test_rescale_affine_is_the_identity_at_factor_one_and_keeps_the_centre_fixed():
+    matrix = rotation_matrix(25.0, SIZE)
+    torch.testing.assert_close(rescale_affine(matrix, 1.0), matrix)
+    small = rescale_affine(matrix, 64 / SIZE)
+    centre = torch.tensor([31.5, 31.5, 1.0])  # the 64-px crop's centre is a fixed point of the rotation
+    torch.testing.assert_close(small[0] @ centre, centre[:2])
 
 
 def test_label_preservation_hand_computed():

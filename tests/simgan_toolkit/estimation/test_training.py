@@ -126,3 +126,46 @@ def test_saved_estimator_loads_as_learned_feature_transform(tmp_path, registry):
     assert torch.equal(psi(x), model.eval().features(x))
     psi(x).sum().backward()
     assert x.grad is not None
+
+
+class ResizingLinear(Linear):
+    """A model that resizes its input to 2x2 (by 2x2 average pooling) before a linear layer."""
+
+    input_size = 2
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 1)
+        self.calls = []
+
+    def resize_input(self, x):
+        self.calls.append(tuple(x.shape))
+        return x if x.shape[-1] == 2 else F.avg_pool2d(x, 2)
+
+    def forward(self, x):
+        return self.fc(self.resize_input(x).flatten(1))
+
+
+def test_training_set_is_resized_once_through_resize_input():
+    task = MeanTask()
+    data = task.synthetic(40, 0, "cpu")
+    seen = []
+    model = ResizingLinear()
+    cfg = EstimatorConfig(steps=5, batch_size=8, lr=1e-2)
+    train_estimator(task, model, data, cfg, seed=0, progress=False,
+                    image_transform=lambda images, g: seen.append(tuple(images.shape)) or images)
+    # One call on the whole (4x4) training set, then only already-resized 2x2 batches.
+    assert model.calls[0] == (40, 1, 4, 4)
+    assert all(shape[-2:] == (2, 2) for shape in model.calls[1:])
+    assert seen == [(8, 1, 2, 2)] * 5
+
+
+def test_resized_for_matches_what_the_model_does_at_evaluation():
+    from simgan_toolkit.estimation.training import resized_for
+
+    data = MeanTask().synthetic(6, 0, "cpu")
+    model = ResizingLinear()
+    torch.testing.assert_close(resized_for(model, data).images, F.avg_pool2d(data.images, 2))
+    assert torch.equal(resized_for(model, data).labels["mean"], data.labels["mean"])
+    plain = Linear()
+    assert resized_for(plain, data) is data
