@@ -49,7 +49,7 @@ class DiscriminatorConfig(_Strict):
         default_factory=lambda: ["conv3s2-96", "conv3s2-64", "pool3s1", "conv3-32", "conv1-32", "conv1-2"]
     )
     width_mult: float = Field(1.0, gt=0)
-    norm: Literal["none", "batch"] = "none"
+    norm: Literal["none", "batch", "group"] = "none"
 
     def factory_options(self) -> dict[str, Any]:
         return self.model_dump(exclude={"name"})

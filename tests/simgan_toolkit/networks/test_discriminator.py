@@ -144,3 +144,27 @@ def test_global_discriminator_construction_leaves_batchnorm_stats_untouched():
     assert int(bn.num_batches_tracked) == 0
     assert torch.equal(bn.running_mean, torch.zeros(8))
     assert torch.equal(bn.running_var, torch.ones(8))
+
+
+def test_group_norm_option_inserts_group_norm_with_groups_dividing_the_width():
+    mods = list(LocalDiscriminator(1, ["conv3-12", "conv3-5", "conv1-2"], norm="group").net)
+    norms = [m for m in mods if isinstance(m, torch.nn.GroupNorm)]
+    assert [(n.num_groups, n.num_channels) for n in norms] == [(6, 12), (5, 5)]
+    assert isinstance(mods[1], torch.nn.GroupNorm) and isinstance(mods[2], torch.nn.LeakyReLU)
+
+
+@pytest.mark.parametrize("norm", ["none", "group"])
+def test_per_image_norms_make_each_patch_map_independent_of_the_rest_of_the_batch(norm):
+    # What batch norm lacks: a refined image must get the same logits whether D sees it among
+    # refined images only (refiner step) or among refined and real ones (discriminator step).
+    torch.manual_seed(0)
+    d = LocalDiscriminator(1, ["conv3s2-8", "conv3-8", "conv1-2"], norm=norm)
+    x, others = torch.randn(3, 1, 12, 16), torch.randn(5, 1, 12, 16) * 3 + 1
+    torch.testing.assert_close(d(x), d(torch.cat([x, others]))[:3])
+
+
+def test_batch_norm_makes_the_patch_map_depend_on_the_rest_of_the_batch():
+    torch.manual_seed(0)
+    d = LocalDiscriminator(1, ["conv3s2-8", "conv3-8", "conv1-2"], norm="batch")
+    x, others = torch.randn(3, 1, 12, 16), torch.randn(5, 1, 12, 16) * 3 + 1
+    assert not torch.allclose(d(x), d(torch.cat([x, others]))[:3])
