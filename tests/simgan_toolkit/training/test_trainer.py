@@ -345,3 +345,17 @@ def test_refiner_ema_is_checkpointed_resumed_and_loaded_by_refine(tmp_path, tiny
     resumed.train(resume=True)
     for a, b in zip(resumed.inference_refiner.parameters(), full.inference_refiner.parameters()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("norm, refiner_step_batch", [("none", 4), ("batch", 8)])
+def test_refiner_step_shows_a_batch_norm_discriminator_real_images_too(tiny_config, make_trainer, norm, refiner_step_batch):
+    trainer = make_trainer(tiny_config(discriminator={"norm": norm}))
+    seen = []
+    trainer.discriminator.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    metrics = trainer.refiner_step(adversarial=True)
+    # Batch norm must see the refiner step's refined images among real ones, as in D's own step.
+    assert seen == [refiner_step_batch]
+    assert 0.0 <= float(metrics["d_fooled"]) <= 1.0
+    seen.clear()
+    trainer.discriminator_step()
+    assert seen == [8]
