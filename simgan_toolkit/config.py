@@ -36,6 +36,10 @@ class RefinerConfig(_Strict):
     kernel_size: int = Field(3, ge=1)
     output: Literal["tanh", "residual"] = "tanh"
     noise_channels: int = Field(0, ge=0)
+    #: How convolutions pad the image border (``torch.nn.Conv2d``'s ``padding_mode``). With
+    #: ``zeros`` (the usual) the refiner can tell where the border is and paints frames there
+    #: that no target image has; ``replicate`` gives it no such cue.
+    padding_mode: Literal["zeros", "replicate", "reflect"] = "zeros"
 
     def factory_options(self) -> dict[str, Any]:
         return self.model_dump(exclude={"name"})
@@ -233,17 +237,17 @@ EXECUTION_ONLY_TRAIN_KEYS = ("compile", "compile_mode")
 def resume_comparable(dumped: dict[str, Any]) -> dict[str, Any]:
     """A dumped :class:`RunConfig` (``model_dump(mode="json")``) as compared when resuming.
 
-    Train and estimator settings missing from it (saved by an older version) take their
-    defaults, and :data:`EXECUTION_ONLY_TRAIN_KEYS` are dropped, so that neither blocks a resume.
+    Train, estimator and network settings missing from it (saved by an older version) take
+    their defaults, and :data:`EXECUTION_ONLY_TRAIN_KEYS` are dropped, so that neither blocks a
+    resume.
     """
     out = dict(dumped)
-    train = out.get("train")
-    if isinstance(train, dict):
-        merged = {**TrainConfig().model_dump(mode="json"), **train}
-        out["train"] = {k: v for k, v in merged.items() if k not in EXECUTION_ONLY_TRAIN_KEYS}
-    estimator = out.get("estimator")
-    if isinstance(estimator, dict):
-        out["estimator"] = {**EstimatorConfig().model_dump(mode="json"), **estimator}
+    for key, section in (("train", TrainConfig), ("estimator", EstimatorConfig), ("refiner", RefinerConfig),
+                         ("discriminator", DiscriminatorConfig)):
+        if isinstance(out.get(key), dict):
+            out[key] = {**section().model_dump(mode="json"), **out[key]}
+    if isinstance(out.get("train"), dict):
+        out["train"] = {k: v for k, v in out["train"].items() if k not in EXECUTION_ONLY_TRAIN_KEYS}
     return out
 
 

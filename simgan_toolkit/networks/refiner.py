@@ -16,11 +16,11 @@ class ResidualBlock(nn.Module):
     (N, width, H, W) -> (N, width, H, W); padding keeps H and W.
     """
 
-    def __init__(self, width: int, kernel_size: int = 3) -> None:
+    def __init__(self, width: int, kernel_size: int = 3, padding_mode: str = "zeros") -> None:
         super().__init__()
         pad = kernel_size // 2
-        self.conv1 = nn.Conv2d(width, width, kernel_size, padding=pad)
-        self.conv2 = nn.Conv2d(width, width, kernel_size, padding=pad)
+        self.conv1 = nn.Conv2d(width, width, kernel_size, padding=pad, padding_mode=padding_mode)
+        self.conv2 = nn.Conv2d(width, width, kernel_size, padding=pad, padding_mode=padding_mode)
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -44,6 +44,9 @@ class ResNetRefiner(Refiner):
         noise_channels: extra standard-normal input maps. The paper's refiner has none, which
             makes it deterministic: it cannot produce *random* sensor noise on flat synthetic
             regions. With K > 0 it can model a noise distribution (the paper's future work).
+        padding_mode: border padding of every spatial convolution (``zeros``, ``replicate``,
+            ``reflect``). Zero padding tells the refiner where the border is, and adversarial
+            training then paints frames along it that the target does not have.
 
     Shapes: (N, C, H, W) -> (N, C, H, W) for any H, W.
     """
@@ -56,6 +59,7 @@ class ResNetRefiner(Refiner):
         kernel_size: int = 3,
         output: Literal["tanh", "residual"] = "tanh",
         noise_channels: int = 0,
+        padding_mode: Literal["zeros", "replicate", "reflect"] = "zeros",
     ) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
@@ -66,10 +70,10 @@ class ResNetRefiner(Refiner):
         self.noise_channels = noise_channels
         self.output = output
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels + noise_channels, width, kernel_size, padding=kernel_size // 2),
+            nn.Conv2d(in_channels + noise_channels, width, kernel_size, padding=kernel_size // 2, padding_mode=padding_mode),
             nn.ReLU(inplace=True),
         )
-        self.blocks = nn.Sequential(*[ResidualBlock(width, kernel_size) for _ in range(blocks)])
+        self.blocks = nn.Sequential(*[ResidualBlock(width, kernel_size, padding_mode) for _ in range(blocks)])
         self.head = nn.Conv2d(width, in_channels, 1)
         if output == "residual":
             nn.init.zeros_(self.head.weight)

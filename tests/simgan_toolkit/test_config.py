@@ -27,7 +27,7 @@ def test_defaults_are_the_paper_eye_settings():
     assert (c.train.history, c.train.history_size, c.train.loss) == (True, 12800, "auto")
     assert (c.train.refiner_optimizer.name, c.train.refiner_optimizer.lr) == ("sgd", 1e-3)
     assert c.feature.name == "identity" and c.feature.checkpoint is None
-    assert c.refiner.factory_options() == {"width": 64, "blocks": 4, "kernel_size": 3, "output": "tanh", "noise_channels": 0}
+    assert c.refiner.factory_options() == {"width": 64, "blocks": 4, "kernel_size": 3, "output": "tanh", "noise_channels": 0, "padding_mode": "zeros"}
     assert "name" not in c.discriminator.factory_options()
 
 

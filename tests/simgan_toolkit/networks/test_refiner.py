@@ -108,3 +108,30 @@ def test_wrong_input_shape(shape):
     r = ResNetRefiner(1, width=4, blocks=1)
     with pytest.raises(ValueError, match="refiner expects"):
         r(torch.zeros(shape))
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "replicate", "reflect"])
+def test_padding_mode_reaches_every_spatial_conv(padding_mode):
+    r = ResNetRefiner(1, width=4, blocks=2, padding_mode=padding_mode)
+    modes = {m.padding_mode for m in r.modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)}
+    assert modes == {padding_mode}
+
+
+def test_replicate_padding_gives_no_border_cue_on_a_flat_image():
+    # A flat image looks the same at the border as inside when padding replicates it; zero
+    # padding makes the border pixels differ, which is what lets a refiner draw frames.
+    torch.manual_seed(0)
+    flat = torch.full((1, 1, 9, 11), 0.3)
+    for mode, flat_out in (("replicate", True), ("zeros", False)):
+        r = ResNetRefiner(1, width=4, blocks=1, output="tanh", padding_mode=mode)
+        out = r(flat)
+        assert torch.allclose(out, out[0, 0, 4, 5].expand_as(out), atol=1e-6) == flat_out
+
+
+def test_bad_padding_mode_is_a_config_error():
+    from pydantic import ValidationError
+
+    from simgan_toolkit.config import RefinerConfig
+
+    with pytest.raises(ValidationError, match="padding_mode"):
+        RefinerConfig(padding_mode="circle")
