@@ -80,10 +80,21 @@ def full_effect_line(summary: dict[str, Any]) -> str | None:
             f"with --profile {profile}.")
 
 
+def _row_means(summary: dict[str, Any]) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+    """Each row's metrics averaged over its estimator seeds (``estimators_per_seed``; a summary
+    without it has one seed per row, ``estimators``), and each row's seed count."""
+    per_seed: dict[str, list[dict[str, float]]] = summary.get("estimators_per_seed") or {
+        k: [v] for k, v in summary["estimators"].items()
+    }
+    means = {row: {m: sum(r[m] for r in runs) / len(runs) for m in runs[0]} for row, runs in per_seed.items() if runs}
+    return means, {row: len(runs) for row, runs in per_seed.items() if runs}
+
+
 def format_results_table(summary: dict[str, Any]) -> str:
-    """A fixed-width table of estimator metrics per training set (the first estimator seed's),
-    label preservation, the :func:`verdict_line` and, after a default run, :func:`full_effect_line`."""
-    estimators: dict[str, dict[str, float]] = summary["estimators"]
+    """A fixed-width table of estimator metrics per training set (means over the row's estimator
+    seeds, their count in the last column), label preservation, the :func:`verdict_line` and,
+    after a default run, :func:`full_effect_line`."""
+    estimators, seed_counts = _row_means(summary)
     primary = summary["primary_metric"]["name"]
     rows = [k for k in _ORDER if k in estimators] + [k for k in estimators if k not in _ORDER]
     # Names with a "/" are series (e.g. a curve's points): in summary.json and plots, not here.
@@ -92,12 +103,14 @@ def format_results_table(summary: dict[str, Any]) -> str:
     has_gap = "synthetic" in estimators and "target" in estimators
     if has_gap:
         header.append(f"gap closed ({primary})")
+    header.append("seeds")
     lines = [header]
     for row in rows:
         cells = [_LABELS.get(row, row), *(f"{estimators[row][m]:.3f}" for m in metric_names)]
         if has_gap:
             g = gap_closed(estimators["synthetic"][primary], estimators[row][primary], estimators["target"][primary])
             cells.append("-" if g is None else f"{100 * g:.0f}%".replace("-0%", "0%"))
+        cells.append(str(seed_counts[row]))
         lines.append(cells)
     widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
     fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731

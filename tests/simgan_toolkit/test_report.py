@@ -59,9 +59,9 @@ def test_table_contains_rows_in_order_with_gap():
     assert set(lines[2]) <= {"-", " "}
     rows = lines[3:6]
     assert rows[0].startswith("synthetic") and rows[1].startswith("refined (SimGAN)") and rows[2].startswith("labelled target (oracle)")
-    assert rows[0].split() == ["synthetic", "10.000", "50.000", "0%"]
-    assert rows[1].split()[-3:] == ["8.000", "70.000", "50%"]
-    assert rows[2].split()[-3:] == ["6.000", "90.000", "100%"]
+    assert rows[0].split() == ["synthetic", "10.000", "50.000", "0%", "1"]
+    assert rows[1].split()[-4:] == ["8.000", "70.000", "50%", "1"]
+    assert rows[2].split()[-4:] == ["6.000", "90.000", "100%", "1"]
     assert lines[6] == "label preservation: shift = 0.123"
     # Columns are aligned: every cell of the last column starts under its header.
     col = lines[1].index("gap closed")
@@ -81,7 +81,17 @@ def test_table_without_oracle_has_no_gap_column_and_extra_rows_last():
 def test_table_no_gap_shows_dash():
     est = {"synthetic": {"err": 5.0}, "refined": {"err": 4.0}, "target": {"err": 5.0}}
     text = format_results_table(_summary(estimators=est))
-    assert text.splitlines()[3].split()[-1] == "-"
+    assert text.splitlines()[3].split()[-2] == "-"
+
+
+def test_table_shows_means_over_estimator_seeds_and_their_count():
+    est = {"synthetic": {"err": 10.0}, "refined": {"err": 8.0}, "target": {"err": 6.0}}
+    per_seed = {"synthetic": [{"err": 10.0}, {"err": 12.0}], "refined": [{"err": 8.0}, {"err": 7.0}], "target": [{"err": 6.0}]}
+    rows = format_results_table(_summary(estimators=est, estimators_per_seed=per_seed)).splitlines()[3:6]
+    # Means: synthetic 11, refined 7.5, oracle 6 -> gap closed (7.5 - 11) / (6 - 11) = 70 %.
+    assert rows[0].split() == ["synthetic", "11.000", "0%", "2"]
+    assert rows[1].split()[-3:] == ["7.500", "70%", "2"]
+    assert rows[2].split()[-3:] == ["6.000", "100%", "1"]
 
 
 # ---------------------------------------------------------------- refinement verdict
