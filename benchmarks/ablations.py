@@ -67,10 +67,10 @@ def run_ablations(ctx: BenchContext, sim2real: dict[str, Any], artefacts: dict[s
     ctx.say(f"[{cfg.task}] ablations ({seeds} seeds)")
     for group, name, overrides in variants(ctx):
         # One refiner per estimator seed, as in the sim-to-real table, but none that no
-        # estimator seed would train on (quick: 3 refiner seeds, 2 ablation seeds).
+        # estimator seed would train on, and at most Suite.ablation_simgan_seeds (quick: 1).
         group_runs = [
             train_refiner(ctx, name, overrides, k, synthetic_estimator=artefacts["synthetic_models"][0])
-            for k in range(min(ctx.suite.simgan_seeds, seeds))
+            for k in range(min(ctx.suite.ablation_simgan_seeds or ctx.suite.simgan_seeds, seeds))
         ]
         sets = [ctx.base_synthetic().with_images(r.refined) for r in group_runs]
         rows[name] = {**score_row(ctx, sets, seeds=seeds), "n_train": ctx.n_base, "group": group, "overrides": overrides, "refiners": [r.summary() for r in group_runs]}

@@ -30,7 +30,7 @@ def fake_ctx():
     """
 
     def make(lower_is_better: bool = True, metric: str = "err", seed: int = 10, **suite_fields: Any) -> SimpleNamespace:
-        suite = SimpleNamespace(**{"name": "fake", "seeds": 2, "simgan_seeds": 1, "noise_sigmas": (0.05, 0.1), "multipliers": (2,), **suite_fields})
+        suite = SimpleNamespace(**{"name": "fake", "seeds": 2, "simgan_seeds": 1, "ablation_simgan_seeds": None, "noise_sigmas": (0.05, 0.1), "multipliers": (2,), **suite_fields})
         said: list[str] = []
         synthetic = _labelled(8, 0.0)
         ctx = SimpleNamespace(

@@ -214,3 +214,20 @@ def test_ablation_rows_train_no_refiner_that_no_ablation_seed_uses(fake_ctx, ctx
         ("no history buffer", 0), ("no history buffer", 1), ("lambda = 2", 0), ("lambda = 2", 1)]
     assert [float(s.images.mean()) for s in fake_refining["score"][0]] == [1.0, 2.0]
     assert len(rows["no history buffer"]["refiners"]) == 2
+
+
+def test_ablation_simgan_seeds_caps_the_refiners_per_ablation_row(fake_ctx, ctx_for, fake_refining):
+    """quick: one refiner per ablation row, both estimator seeds trained on its images."""
+    ctx = _ablation_ctx(fake_ctx, ctx_for, ablation_seeds=2)
+    ctx.suite.simgan_seeds, ctx.suite.seeds, ctx.suite.ablation_simgan_seeds = 3, 3, 1
+    rows, _ = run_ablations(ctx, _sim2real(), {"synthetic_models": [object()]})
+    assert [(v, k) for v, _, k, _ in fake_refining["train"]] == [("no history buffer", 0), ("lambda = 2", 0)]
+    assert [float(s.images.mean()) for s in fake_refining["score"][0]] == [1.0]
+    assert len(rows["no history buffer"]["refiners"]) == 1
+
+
+def test_quick_suite_shares_one_refiner_per_ablation_row():
+    from benchmarks.suites import get_suite
+
+    quick = get_suite("quick")
+    assert (quick.simgan_seeds, quick.ablation_simgan_seeds, quick.ablation_seeds) == (3, 1, 2)

@@ -44,7 +44,7 @@ def test_every_suite_builds_a_valid_config_for_each_task(registry, suite, task_n
 def test_suite_overrides_are_applied(registry):
     task = registry.create("task", "gaze")
     config = suite_config("gaze", task, SUITES["quick"], ["estimator.steps=7"])
-    assert config.data.n_synthetic == 4000 and config.train.steps == 200 and config.estimator.batch_size == 24
+    assert config.data.n_synthetic == 4000 and config.train.steps == 400 and config.estimator.batch_size == 24
     assert config.estimator.steps == 7  # extra overrides come last
 
 
