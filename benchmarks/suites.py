@@ -1,9 +1,9 @@
 """Named benchmark suites: how much data, how many seeds and which rows each one runs.
 
 ``tiny`` exists so a test can run the whole suite end to end in seconds (the numbers mean
-nothing); ``quick`` is meant for a 2-core CPU (17 minutes measured for gaze and hand_depth side
-by side with one refiner per row; about 25 estimated with one per seed, see
-docs/benchmarks.md); ``full`` uses the paper profiles and is meant for a GPU.
+nothing); ``quick`` is meant for a 2-core CPU (32 minutes measured for gaze and hand_depth side
+by side at commit 784436d, over its 25-minute budget: see docs/benchmarks.md); ``full`` uses the
+paper profiles and is meant for a GPU.
 """
 
 from __future__ import annotations
@@ -85,11 +85,10 @@ SUITES: dict[str, Suite] = {
         name="quick",
         profile="default",
         overrides={
-            # Sized so both tasks fit about 20 minutes on a 2-core CPU with one refiner per
-            # row; three refiners per row make it ~25 (estimated, docs/benchmarks.md).
+            # Measured: gaze 18 min, hand_depth 32 min side by side (docs/benchmarks.md); the
+            # hand side needs trimming to meet the 25-minute budget.
             # The gaze estimator gets more small steps rather than fewer large ones: the same
-            # images seen, far less seed-to-seed spread. The hand estimator cannot learn much
-            # in this budget at all (see the docs); its rows exercise the suite.
+            # images seen, far less seed-to-seed spread.
             # SimGAN runs 400 of the default profile's 1000 gaze iterations (17 refiners per
             # task would not fit otherwise), the hand estimator 300 of its 600 steps.
             "gaze": ["data.n_synthetic=4000", "data.n_real=2000", "data.n_test=1000", "data.n_target_train=4000",
