@@ -6,7 +6,8 @@ run reproduces an uninterrupted one bit for bit).
 
 Speed options (``train.amp``, ``train.compile``) change only how the forward passes run; the
 networks the trainer exposes (``trainer.refiner``, ``trainer.discriminator``) and saves are
-always the plain modules. The loop never waits for the device between checkpoints: metrics
+always the plain modules. ``trainer.inference_refiner`` is the refiner to apply after training:
+the exponential moving average of the refiner's weights when ``train.refiner_ema`` > 0. The loop never waits for the device between checkpoints: metrics
 are copied to the host in the background and written one logging interval later.
 
 Under torchrun (see :mod:`simgan_toolkit.training.distributed`) R and D are wrapped in
