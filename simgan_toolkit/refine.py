@@ -40,9 +40,9 @@ def load_refiner(checkpoint: str | Path, registry: Registry, device: torch.devic
     if "name" not in spec:
         raise DataError(f"checkpoint {str(checkpoint)!r} does not record which refiner it holds (no refiner_spec)")
     refiner = registry.create("refiner", spec["name"], **spec["options"]).to(device)
-    # Checkpoints since the weight average (train.refiner_ema) name the refiner to apply;
-    # older ones hold only the live refiner, which is then the one to apply.
-    refiner.load_state_dict(state.get("refiner_inference") or state["refiner"])
+    # With train.refiner_ema the weight average is the refiner to apply; without it (or in
+    # checkpoints older than it) the live refiner is.
+    refiner.load_state_dict(state.get("refiner_ema") or state["refiner"])
     return refiner, state["image_spec"]
 
 

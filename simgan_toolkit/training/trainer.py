@@ -370,9 +370,10 @@ class SimGANTrainer:
             "phase": self.phase,
             "step": self.step,
             "refiner": self.refiner.state_dict(),
-            # What `refine` loads: the weight average when there is one (else the refiner).
-            "refiner_inference": self.inference_refiner.state_dict(),
-            "refiner_ema": self.refiner_ema.state_dict() if self.refiner_ema is not None else None,
+            # The weight average as a plain refiner state dict (what `refine` loads when present)
+            # and how many updates it has had (0 would make the next update copy, not average).
+            "refiner_ema": self.refiner_ema.module.state_dict() if self.refiner_ema is not None else None,
+            "refiner_ema_updates": int(self.refiner_ema.n_averaged) if self.refiner_ema is not None else None,
             "discriminator": self.discriminator.state_dict(),
             "opt_r": self.opt_r.state_dict(),
             "opt_d": self.opt_d.state_dict(),
@@ -399,7 +400,8 @@ class SimGANTrainer:
         """
         self.refiner.load_state_dict(state["refiner"])
         if self.refiner_ema is not None:
-            self.refiner_ema.load_state_dict(state["refiner_ema"])
+            self.refiner_ema.module.load_state_dict(state["refiner_ema"])
+            self.refiner_ema.n_averaged.fill_(state["refiner_ema_updates"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_r.load_state_dict(state["opt_r"])
         self.opt_d.load_state_dict(state["opt_d"])

@@ -334,7 +334,7 @@ def test_refiner_ema_is_checkpointed_resumed_and_loaded_by_refine(tmp_path, tiny
     full.train()
     state = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
     for k, v in full.inference_refiner.state_dict().items():
-        assert torch.equal(state["refiner_inference"][k], v)
+        assert torch.equal(state["refiner_ema"][k], v)
     # `refine` applies the average, not the live refiner.
     loaded, _ = load_refiner(tmp_path / "a" / "checkpoints" / "last.pt", get_registry())
     for a, b in zip(loaded.parameters(), full.inference_refiner.parameters()):
