@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from simgan_toolkit.networks.discriminator import group_count
 from simgan_toolkit.task import ImageSpec
 from simgan_toolkit.training.optim import fused_option
 from simgan_toolkit.training.trainer import random_crops
@@ -87,8 +88,8 @@ class RealnessClassifier(nn.Module):
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
-    """Group norm with up to 8 groups (as many as divide ``channels``)."""
-    return nn.GroupNorm(math.gcd(8, channels), channels)
+    """Group norm with up to 8 groups, as the discriminator's ``norm = "group"`` builds it."""
+    return nn.GroupNorm(group_count(channels), channels)
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,7 @@ def median(values: Sequence[float]) -> float:
     """The middle value of ``values`` (the mean of the two middle ones for an even count)."""
     if not values:
         raise ValueError("the median of no values is undefined")
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return statistics.median(values)
 
 
 def visual_turing_test(

@@ -6,7 +6,7 @@ A spec is a list of strings, one per layer:
 - ``"pool{k}s{s}"``: k x k max-pooling with stride s.
 
 Convolutions are padded by k // 2; every convolution but the last is followed by an optional
-normalisation (:data:`NORMS`) and a LeakyReLU (a linear discriminator, or a ReLU on the logits, were bugs of
+normalisation (:data:`Norm`) and a LeakyReLU (a linear discriminator, or a ReLU on the logits, were bugs of
 public ports). The last layer must be a convolution with 2 maps: real/refined logits.
 """
 
@@ -32,7 +32,6 @@ HAND_LAYERS = ("conv7s4-96", "conv5s2-64", "pool3s2", "conv3s2-32", "conv1-32", 
 #: together: D's statistics then differ between the two steps, and the refiner is trained
 #: against a D that is not the one that was trained (measured on gaze: D 0.99 accurate on the
 #: mixed batch, yet calling 55 % of an all-refined batch real).
-NORMS = ("none", "batch", "group")
 Norm = Literal["none", "batch", "group"]
 
 _CONV = re.compile(r"^conv(\d+)(?:s(\d+))?-(\d+)$")
@@ -62,7 +61,7 @@ def parse_layers(
                 if norm == "batch":
                     layers.append(nn.BatchNorm2d(out))
                 elif norm == "group":
-                    layers.append(nn.GroupNorm(_groups(out), out))
+                    layers.append(nn.GroupNorm(group_count(out), out))
                 layers.append(nn.LeakyReLU(0.2, inplace=True))
         elif m := _POOL.match(item):
             if last:
@@ -78,8 +77,8 @@ def parse_layers(
     return nn.Sequential(*layers)
 
 
-def _groups(channels: int, most: int = 8) -> int:
-    """The largest group count up to ``most`` that divides ``channels``."""
+def group_count(channels: int, most: int = 8) -> int:
+    """The largest GroupNorm group count up to ``most`` that divides ``channels``."""
     return next(g for g in range(min(most, channels), 0, -1) if channels % g == 0)
 
 
