@@ -401,7 +401,7 @@ def _run_pipeline(
     primary = task.primary_metric
     verdict = (refinement_verdict(*([m[primary.name] for m in per_seed[s]] for s in VERDICT_SETS), primary.lower_is_better)
                if set(VERDICT_SETS) <= set(per_seed) else None)
-    # step_XXXXXX names sort by step: the last one is the final refiner's grid.
+    # Grid names carry the zero-padded step (samples/step_000400.png), so the largest is the last grid.
     sample_grid = max((p.relative_to(out).as_posix() for p in (out / "samples").glob("step_*.png")), default=None)
     summary = {
         "task": config.task,

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from simgan_estimators.inputs import resize_square
+
 
 class Residual(nn.Module):
     """Pre-activation bottleneck: (N, cin, H, W) -> (N, cout, H, W)."""
@@ -89,9 +91,7 @@ class StackedHourglass(nn.Module):
         The estimator training loop calls it once on the whole training set, so per-step
         augmentation runs at the input size instead of the task's full image size.
         """
-        if x.shape[-2:] == (self.input_size, self.input_size):
-            return x
-        return F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True)
+        return resize_square(x, self.input_size)
 
     def features(self, x: Tensor) -> Tensor:
         """Stem features (N, width, input_size/4, input_size/4)."""

@@ -8,6 +8,8 @@ import timm
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from simgan_estimators.inputs import resize_square
+
 
 class TimmHeatmap(nn.Module):
     """(N, C, H, W) -> heatmaps (N, output_dim, heatmap_size, heatmap_size).
@@ -31,9 +33,7 @@ class TimmHeatmap(nn.Module):
 
     def resize_input(self, x: Tensor) -> Tensor:
         """(N, C, H, W) -> (N, C, input_size, input_size), antialiased; a no-op at that size."""
-        if x.shape[-2:] != (self.input_size, self.input_size):
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True)
-        return x
+        return resize_square(x, self.input_size)
 
     def features(self, x: Tensor) -> Tensor:
         return self.backbone(self.resize_input(x))[-1]

@@ -27,11 +27,10 @@ EYE_LAYERS = ("conv3s2-96", "conv3s2-64", "pool3s1", "conv3-32", "conv1-32", "co
 HAND_LAYERS = ("conv7s4-96", "conv5s2-64", "pool3s2", "conv3s2-32", "conv1-32", "conv1-2")
 
 #: Normalisations after each hidden convolution. ``group`` (GroupNorm, up to 8 groups) normalises
-#: each image on its own. ``batch`` normalises over the batch, and the refiner step shows D a
-#: batch of refined images only while the discriminator step shows it refined and real images
-#: together: D's statistics then differ between the two steps, and the refiner is trained
-#: against a D that is not the one that was trained (measured on gaze: D 0.99 accurate on the
-#: mixed batch, yet calling 55 % of an all-refined batch real).
+#: each image on its own but hides absolute intensity from D. ``batch`` normalises over the
+#: batch, so D's verdict on a refined image depends on what shares its batch; the trainer
+#: therefore shows it a real batch beside the refined one in the refiner step as in its own
+#: step (``SimGANTrainer._discriminate_refined``).
 Norm = Literal["none", "batch", "group"]
 
 _CONV = re.compile(r"^conv(\d+)(?:s(\d+))?-(\d+)$")
