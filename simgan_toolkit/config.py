@@ -40,6 +40,10 @@ class RefinerConfig(_Strict):
     #: ``zeros`` (the usual) the refiner can tell where the border is and paints frames there
     #: that no target image has; ``replicate`` gives it no such cue.
     padding_mode: Literal["zeros", "replicate", "reflect"] = "zeros"
+    #: The value a real sensor writes where it has no reading (depth: the far value), or None.
+    #: With a value the refiner can drop pixels to exactly it (a dropout head, see
+    #: ``ResNetRefiner``), as real sensors do at edges, shadows and dark spots.
+    missing_value: float | None = None
 
     def factory_options(self) -> dict[str, Any]:
         return self.model_dump(exclude={"name"})

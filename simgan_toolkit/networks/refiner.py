@@ -10,6 +10,31 @@ from torch import Tensor, nn
 from simgan_toolkit.networks.base import Refiner
 
 
+#: Initial log-odds of the dropout head ("no reading" nearly never at first).
+DROPOUT_INIT_LOGIT = -9.0
+#: Temperature of the relaxed draw whose gradient the straight-through estimator uses.
+DROPOUT_TEMPERATURE = 0.5
+
+
+def dropout_draw(logits: Tensor, normal_noise: Tensor, temperature: float = DROPOUT_TEMPERATURE) -> tuple[Tensor, Tensor]:
+    """Bernoulli(sigmoid(logits)) draw with a straight-through gradient, per pixel.
+
+    ``logits`` and ``normal_noise`` (standard normal) are (N, C, H, W). The noise becomes a
+    uniform ``u = Phi(noise)`` and a logistic sample ``log u - log(1 - u)``; a pixel is dropped
+    where ``logits`` plus that sample is positive, which happens with probability
+    ``sigmoid(logits)``.
+
+    Returns ``(dropped, surrogate)``: the bool draw, and a tensor that is exactly zero but has
+    the gradient of the relaxed draw ``sigmoid((logits + sample) / temperature)`` (Maddison et
+    al. 2017's binary concrete). Multiply the surrogate by the change a drop makes and add it
+    to the hard result, so the forward value stays exact.
+    """
+    u = torch.special.ndtr(normal_noise).clamp(1e-6, 1.0 - 1e-6)
+    z = logits + (torch.log(u) - torch.log1p(-u))
+    soft = torch.sigmoid(z / temperature)
+    return z > 0, soft - soft.detach()
+
+
 class ResidualBlock(nn.Module):
     """Two ``kernel_size`` convolutions with ``width`` maps and an identity skip.
 
@@ -47,6 +72,16 @@ class ResNetRefiner(Refiner):
         padding_mode: border padding of every spatial convolution (``zeros``, ``replicate``,
             ``reflect``). Zero padding tells the refiner where the border is, and adversarial
             training then paints frames along it that the target does not have.
+        missing_value: the value a real sensor writes where it has no reading (depth cameras:
+            the far value), or None. With a value the refiner gets a *dropout head*: one more
+            1x1 conv gives a per-pixel log-odds map of "no reading", a Bernoulli draw from it
+            (driven by one extra noise map) sets those pixels to exactly ``missing_value``.
+            Real dropout is random and exact (a hole is the far value, not almost), which a
+            residual cannot draw without painting speckle elsewhere. Training uses the
+            straight-through estimator: the forward pass is the hard draw, gradients flow
+            through the relaxed (logistic) draw. Experimental, off in every profile: on the
+            hand targets it either drew speckle (with a noise input) or, without one, saturated
+            at "drop everything" and never came back (docs/hand.md, "The dropout head").
 
     Shapes: (N, C, H, W) -> (N, C, H, W) for any H, W.
     """
@@ -60,6 +95,7 @@ class ResNetRefiner(Refiner):
         output: Literal["tanh", "residual"] = "tanh",
         noise_channels: int = 0,
         padding_mode: Literal["zeros", "replicate", "reflect"] = "zeros",
+        missing_value: float | None = None,
     ) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
@@ -67,8 +103,13 @@ class ResNetRefiner(Refiner):
         if output not in ("tanh", "residual"):
             raise ValueError(f"refiner output must be 'tanh' or 'residual', got {output!r}")
         self.in_channels = in_channels
-        self.noise_channels = noise_channels
         self.output = output
+        self.missing_value = missing_value
+        # The dropout head's draw needs one uniform map per image channel; it arrives as extra
+        # standard-normal noise maps so that `sample_noise` (and its generator) stays the one
+        # source of randomness. They are not inputs of the convolutions.
+        self.input_noise_channels = noise_channels
+        self.noise_channels = noise_channels + (in_channels if missing_value is not None else 0)
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels + noise_channels, width, kernel_size, padding=kernel_size // 2, padding_mode=padding_mode),
             nn.ReLU(inplace=True),
@@ -78,17 +119,27 @@ class ResNetRefiner(Refiner):
         if output == "residual":
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+        self.dropout_head: nn.Conv2d | None = None
+        if missing_value is not None:
+            self.dropout_head = nn.Conv2d(width, in_channels, 1)
+            # Starts (nearly) the identity: no pixel dropped unless its draw is beyond 9 logits,
+            # which a logistic draw is once in ~8000 pixels.
+            nn.init.zeros_(self.dropout_head.weight)
+            nn.init.constant_(self.dropout_head.bias, DROPOUT_INIT_LOGIT)
 
     def forward(self, x: Tensor, noise: Tensor | None = None) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"refiner expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        if self.noise_channels:
-            if noise is None:
-                noise = self.sample_noise(x)
-            inp = torch.cat([x, noise], dim=1)
-        else:
-            inp = x
-        out = self.head(self.blocks(self.stem(inp)))
-        if self.output == "residual":
-            return (x + out).clamp(-1.0, 1.0)
-        return torch.tanh(out)
+        if self.noise_channels and noise is None:
+            noise = self.sample_noise(x)
+        conv_noise = noise[:, : self.input_noise_channels] if noise is not None else None
+        inp = torch.cat([x, conv_noise], dim=1) if self.input_noise_channels else x
+        features = self.blocks(self.stem(inp))
+        out = self.head(features)
+        refined = (x + out).clamp(-1.0, 1.0) if self.output == "residual" else torch.tanh(out)
+        if self.dropout_head is None:
+            return refined
+        assert noise is not None and self.missing_value is not None
+        dropped, surrogate = dropout_draw(self.dropout_head(features), noise[:, self.input_noise_channels :])
+        missing = torch.full_like(refined, self.missing_value)
+        return torch.where(dropped, missing, refined) + surrogate * (missing - refined)

@@ -135,3 +135,69 @@ def test_bad_padding_mode_is_a_config_error():
 
     with pytest.raises(ValidationError, match="padding_mode"):
         RefinerConfig(padding_mode="circle")
+
+
+# ---------------------------------------------------------------- dropout head (missing_value)
+from simgan_toolkit.networks.refiner import DROPOUT_INIT_LOGIT, dropout_draw  # noqa: E402
+
+
+def test_dropout_draw_rate_matches_sigmoid_of_logits():
+    g = torch.Generator().manual_seed(0)
+    for logit in (-2.0, 0.0, 1.5):
+        logits = torch.full((1, 1, 300, 300), logit)
+        dropped, surrogate = dropout_draw(logits, torch.randn(1, 1, 300, 300, generator=g))
+        assert dropped.dtype == torch.bool
+        assert torch.all(surrogate == 0)
+        rate = dropped.float().mean().item()
+        assert abs(rate - torch.sigmoid(torch.tensor(logit)).item()) < 0.01
+
+
+def test_dropout_draw_gradient_is_the_relaxed_draws():
+    # One pixel, noise 0 -> u = 0.5 -> logistic sample 0: d/dl sigmoid(l / T) = sigmoid'(l/T) / T.
+    logits = torch.tensor([[[[0.3]]]], requires_grad=True)
+    _, surrogate = dropout_draw(logits, torch.zeros(1, 1, 1, 1), temperature=0.5)
+    surrogate.sum().backward()
+    s = torch.sigmoid(torch.tensor(0.6))
+    assert logits.grad.item() == pytest.approx((s * (1 - s) / 0.5).item(), rel=1e-5)
+
+
+def test_missing_value_refiner_starts_as_identity_and_takes_one_more_noise_map():
+    torch.manual_seed(0)
+    r = ResNetRefiner(1, width=4, blocks=1, output="residual", noise_channels=1, missing_value=1.0)
+    x = torch.rand(2, 1, 9, 11) * 2 - 1
+    noise = r.sample_noise(x, torch.Generator().manual_seed(1))
+    assert noise.shape == (2, 2, 9, 11)  # one conv input map + one map for the draw
+    assert DROPOUT_INIT_LOGIT < -8  # a logistic draw beyond it: about 1 pixel in 8000
+    assert torch.equal(r(x, noise), x)
+
+
+def test_dropped_pixels_are_exactly_the_missing_value_and_others_untouched():
+    torch.manual_seed(0)
+    r = ResNetRefiner(1, width=4, blocks=1, output="residual", noise_channels=0, missing_value=0.75)
+    nn.init.constant_(r.dropout_head.bias, 0.0)  # drop half the pixels
+    x = torch.rand(3, 1, 16, 16) * 2 - 1
+    y = r(x, r.sample_noise(x, torch.Generator().manual_seed(2)))
+    dropped = y == 0.75
+    assert 0.3 < dropped.float().mean().item() < 0.7
+    assert torch.equal(y[~dropped], x[~dropped])  # residual head is zero-initialised
+
+
+def test_dropout_head_gets_gradient_toward_fewer_drops_when_drops_cost():
+    torch.manual_seed(0)
+    r = ResNetRefiner(1, width=4, blocks=1, output="residual", noise_channels=0, missing_value=1.0)
+    nn.init.constant_(r.dropout_head.bias, 0.0)
+    x = torch.full((2, 1, 8, 8), -0.5)
+    y = r(x, r.sample_noise(x, torch.Generator().manual_seed(3)))
+    (y - x).abs().mean().backward()  # the self-regularisation term alone
+    assert r.dropout_head.bias.grad.item() > 0  # gradient descent lowers the drop log-odds
+
+
+def test_missing_value_refiner_noise_is_reproducible_and_varies():
+    torch.manual_seed(0)
+    r = ResNetRefiner(1, width=4, blocks=1, output="residual", noise_channels=1, missing_value=1.0)
+    nn.init.constant_(r.dropout_head.bias, -1.0)
+    x = torch.zeros(1, 1, 12, 12)
+    a = r(x, r.sample_noise(x, torch.Generator().manual_seed(5)))
+    b = r(x, r.sample_noise(x, torch.Generator().manual_seed(5)))
+    c = r(x, r.sample_noise(x, torch.Generator().manual_seed(6)))
+    assert torch.equal(a, b) and not torch.equal(a, c)
