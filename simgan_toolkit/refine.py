@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from simgan_toolkit.data.hdf5 import H5ImageWriter, count_images_h5, iter_images_h5, read_attrs
-from simgan_toolkit.errors import DataError
+from simgan_toolkit.errors import ConfigError, DataError
+from simgan_toolkit.io import check_free_space, check_output_file
 from simgan_toolkit.networks import Refiner
 from simgan_toolkit.plugin import Registry
 from simgan_toolkit.training.checkpoint import load_checkpoint
@@ -46,6 +48,30 @@ def load_refiner(checkpoint: str | Path, registry: Registry, device: torch.devic
     return refiner, state["image_spec"]
 
 
+def _check_finite(input_path: str | Path, batch_size: int) -> None:
+    """Refuse input images holding NaN or infinite values: a refiner spreads each such pixel over
+    its whole receptive field and the output would silently hold NaN images."""
+    bad, first, n = 0, None, 0
+    for batch in iter_images_h5(input_path, batch_size=batch_size):
+        rows = (~torch.isfinite(batch.images.flatten(1))).any(dim=1)
+        if first is None and rows.any():
+            first = n + int(rows.nonzero()[0])
+        bad += int(rows.sum())
+        n += len(batch)
+    if bad:
+        raise DataError(
+            f"{str(input_path)!r}: {bad} of {n} images hold NaN or infinite pixel values (the first is image {first}); "
+            "nothing was refined"
+        )
+
+
+def _estimated_output_bytes(input_path: str | Path, n: int, image_shape: tuple[int, ...], label_shapes: dict[str, tuple[int, ...]]) -> int:
+    """The refined file's size to expect: that of the input (same rows, labels, layout and
+    compression), at most the uncompressed float32 size."""
+    per_image = math.prod(image_shape) + sum(math.prod(s) for s in label_shapes.values())
+    return min(Path(input_path).stat().st_size, 4 * n * per_image)
+
+
 def refine_h5(
     checkpoint: str | Path,
     input_path: str | Path,
@@ -56,15 +82,28 @@ def refine_h5(
     batch_size: int = 512,
     seed: int = 0,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> int:
     """Refine every image of a toolkit HDF5 file into a new one, carrying the labels over.
 
     The output gets ``kind = "refined"`` and provenance attributes (checkpoint, input file).
     It is written atomically. Returns the number of images refined.
+
+    Everything that can be checked is checked before the refiner runs: the batch size, the
+    output location (see :func:`simgan_toolkit.io.check_output_file`: an existing file is
+    replaced only with ``overwrite``, the input or the checkpoint never), the checkpoint, the
+    input's image shape, non-finite input pixels, and the free space for the output.
+
+    Raises:
+        ConfigError: ``batch_size`` below 1.
+        DataError: any of the checks above fails, or the disk fills up while writing.
     """
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    check_output_file(output_path, overwrite=overwrite, inputs={"input file": input_path, "checkpoint": checkpoint})
+    n = count_images_h5(input_path)
     refiner, image_spec = load_refiner(checkpoint, registry, device)
     expected = (image_spec["channels"], image_spec["height"], image_spec["width"])
-    n = count_images_h5(input_path)
     attrs = read_attrs(input_path)
     first = next(iter_images_h5(input_path, batch_size=1), None)
     if first is None:
@@ -74,7 +113,9 @@ def refine_h5(
             f"{str(input_path)!r}: images are {tuple(first.images.shape[1:])} (C, H, W) but the refiner in "
             f"{str(checkpoint)!r} was trained on {expected}"
         )
+    _check_finite(input_path, batch_size)
     label_shapes = {k: tuple(v.shape[1:]) for k, v in first.labels.items()}
+    check_free_space(output_path, _estimated_output_bytes(input_path, n, expected, label_shapes))
     provenance = {
         **{k: v for k, v in attrs.items() if k not in ("format", "created", "toolkit_version", "count")},
         "kind": "refined",

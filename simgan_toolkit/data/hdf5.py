@@ -8,13 +8,14 @@ Layout (``FORMAT = "simgan-toolkit/images-1"``)::
                        created (UTC ISO time), toolkit_version, plus provenance given by the writer
 
 Files are written to a temporary name and renamed when complete, so a crash never leaves a
-truncated file under the final name.
+truncated file under the final name; a full disk is a one-line error, not a crash of HDF5.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import torch
 from torch import Tensor
 
 from simgan_toolkit.errors import DataError
-from simgan_toolkit.io import atomic_path
+from simgan_toolkit.io import atomic_path, write_error
 from simgan_toolkit.task import LabelledImages
 
 FORMAT = "simgan-toolkit/images-1"
@@ -91,10 +92,107 @@ def append_rows(f: h5py.File, count: int, images: Tensor, labels: dict[str, Tens
     return end
 
 
+class WriteGuard:
+    """A binary file for h5py's ``fileobj`` driver that survives a write the filesystem refuses.
+
+    HDF5 does not recover from a failed write (e.g. errno 28, disk full): the block stays dirty
+    in its cache, every later flush fails again, and closing the file, or the interpreter's
+    exit, ends in a segmentation fault. Through this file a failed write is recorded in
+    :attr:`error` instead, and it and every later write or truncation is kept in memory (the
+    file is discarded anyway), so HDF5 sees only successes, reads back what it wrote and closes
+    cleanly. The caller checks :attr:`error` after each step and stops.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        # Unbuffered: an error surfaces at the write that causes it, not at some later flush.
+        self._file = open(path, "r+b", buffering=0)  # noqa: SIM115 (closed by close())
+        self._fd = self._file.fileno()
+        self._pos = 0
+        self.error: OSError | None = None
+        # After the failure: the writes since, as (offset, data); where a truncation cut the
+        # file on disk; the file's length as HDF5 sees it.
+        self._late: list[tuple[int, bytes]] = []
+        self._cut: int | None = None
+        self._length = 0
+
+    def write(self, data: Any) -> int:
+        """Write at the current position (``pwrite``, looping over partial writes)."""
+        view = memoryview(data).cast("B")
+        if self.error is None:
+            try:
+                done = 0
+                while done < len(view):
+                    done += os.pwrite(self._fd, view[done:], self._pos + done)
+            except OSError as exc:
+                self.error = exc
+                self._length = self._disk_end()
+        if self.error is not None:
+            self._late.append((self._pos, view.tobytes()))
+            self._length = max(self._length, self._pos + len(view))
+        self._pos += len(view)
+        return len(view)
+
+    def _disk_end(self) -> int:
+        size = os.fstat(self._fd).st_size
+        return size if self._cut is None else min(size, self._cut)
+
+    def _end(self) -> int:
+        return self._disk_end() if self.error is None else self._length
+
+    def readinto(self, buffer: Any) -> int:
+        """Read at the current position; what was written after a failure comes from memory."""
+        out = memoryview(buffer).cast("B")
+        want = max(0, min(len(out), self._end() - self._pos))
+        data = os.pread(self._fd, max(0, min(want, self._disk_end() - self._pos)), self._pos)
+        out[: len(data)] = data
+        out[len(data) : want] = bytes(want - len(data))  # past the disk's end: zeros, unless written below
+        for offset, late in self._late:
+            lo, hi = max(offset, self._pos), min(offset + len(late), self._pos + want)
+            if lo < hi:
+                out[lo - self._pos : hi - self._pos] = late[lo - offset : hi - offset]
+        self._pos += want
+        return want
+
+    def read(self, size: int = -1) -> bytes:
+        buffer = bytearray(max(0, self._end() - self._pos) if size < 0 else size)
+        return bytes(buffer[: self.readinto(buffer)])
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._end()}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self._pos if size is None else size
+        if self.error is None:
+            try:
+                os.ftruncate(self._fd, size)
+                return size
+            except OSError as exc:
+                self.error = exc
+                self._length = self._disk_end()
+        self._cut = size if self._cut is None else min(self._cut, size)
+        self._late = [(offset, late[: size - offset]) for offset, late in self._late if offset < size]
+        self._length = size
+        return size
+
+    def flush(self) -> None:
+        """Nothing to flush: writes are unbuffered."""
+
+    def close(self) -> None:
+        self._late.clear()
+        self._file.close()
+
+
 class H5ImageWriter:
     """Streams batches into a new toolkit HDF5 file; the file appears only on :meth:`close`.
 
-    Use as a context manager. If the block raises, nothing is written under ``path``.
+    Use as a context manager. If the block raises, nothing is written under ``path``. A write
+    the filesystem refuses (a full disk) raises a one-line DataError naming ``path`` ("no space
+    left on device") and leaves no temporary file (see :class:`WriteGuard`).
 
     Args:
         path: destination file.
@@ -110,23 +208,54 @@ class H5ImageWriter:
         self.attrs = attrs
         self._count = 0
         self._ctx = atomic_path(self.path)
+        self._guard: WriteGuard | None = None
         self._file: h5py.File | None = None
 
     def __enter__(self) -> H5ImageWriter:
         tmp = self._ctx.__enter__()
-        self._file = h5py.File(tmp, "w")
-        init_layout(self._file, self.image_shape, self.label_shapes, self.attrs)
+        try:
+            self._guard = WriteGuard(tmp)
+            self._file = h5py.File(self._guard, "w")
+            init_layout(self._file, self.image_shape, self.label_shapes, self.attrs)
+            self._raise_if_refused()
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     def append(self, images: Tensor, labels: dict[str, Tensor] | None = None) -> None:
         """Append (n, C, H, W) images and their (n, ...) labels."""
         assert self._file is not None, "use H5ImageWriter as a context manager"
         self._count = append_rows(self._file, self._count, images, labels or {}, self.path)
+        self._raise_if_refused()
+
+    def _raise_if_refused(self) -> None:
+        if self._guard is not None and self._guard.error is not None:
+            raise write_error(self.path, self._guard.error)
+
+    def _close_file(self, complete: bool) -> None:
+        """Close the HDF5 file (recording the count if ``complete``), then the file under it."""
+        try:
+            if self._file is not None:
+                if complete:
+                    self._file.attrs["count"] = self._count
+                self._file.close()
+        finally:
+            if self._guard is not None:
+                self._guard.close()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        assert self._file is not None
-        self._file.attrs["count"] = self._count
-        self._file.close()
+        failure: BaseException | None = None
+        try:
+            self._close_file(complete=exc is None)
+        except Exception as close_exc:  # after the block's own error, that one is the one to report
+            failure = None if exc is not None else close_exc
+        guard, self._file, self._guard = self._guard, None, None
+        if exc is None and failure is None and guard is not None and guard.error is not None:
+            failure = write_error(self.path, guard.error)  # e.g. the disk filled up as the file closed
+        if failure is not None:
+            self._ctx.__exit__(type(failure), failure, failure.__traceback__)  # removes the temporary file
+            raise failure
         self._ctx.__exit__(exc_type, exc, tb)
 
 

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from simgan_toolkit.config import EstimatorConfig
 from simgan_toolkit.errors import TrainingDivergedError
-from simgan_toolkit.io import atomic_path
+from simgan_toolkit.io import atomic_torch_save
 from simgan_toolkit.task import LabelledImages, Task
 from simgan_toolkit.training.optim import fused_option
 
@@ -115,5 +115,5 @@ def evaluate_estimator(task: Task, model: nn.Module, test: LabelledImages, batch
 
 def save_estimator(model: nn.Module, name: str, options: dict[str, Any], path: str | Path) -> None:
     """Checkpoint an estimator so the ``learned`` feature transform can load it."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": "simgan-toolkit/estimator-1", "estimator": name, "options": options, "state_dict": model.state_dict()}, tmp)
+    # Through atomic_torch_save: on a full disk torch.save reports only "unexpected pos".
+    atomic_torch_save({"format": "simgan-toolkit/estimator-1", "estimator": name, "options": options, "state_dict": model.state_dict()}, path)

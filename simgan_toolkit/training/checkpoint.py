@@ -1,4 +1,8 @@
-"""Atomic checkpoints: written to a temporary file, then renamed over the old one."""
+"""Atomic checkpoints: written to a temporary file, then renamed over the old one.
+
+A full disk is a one-line error naming the checkpoint ("no space left on device"), and the
+previous checkpoint stays intact, so the run resumes from it once space is freed.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,16 @@ from typing import Any
 import torch
 
 from simgan_toolkit.errors import DataError
-from simgan_toolkit.io import atomic_path
+from simgan_toolkit.io import atomic_torch_save
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """``torch.save(state)`` to ``path`` atomically; a crash leaves the previous checkpoint intact."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """``torch.save(state)`` to ``path`` atomically; a crash leaves the previous checkpoint intact.
+
+    Raises:
+        DataError: the filesystem refused the write (e.g. no space left), naming ``path``.
+    """
+    atomic_torch_save(state, path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -123,3 +123,17 @@ def test_refine_h5_empty_input(tmp_path, checkpoint, registry):
         assert "empty.h5" in str(exc)
     else:
         assert n == 0
+
+
+def test_refine_h5_replaces_an_existing_output_only_with_overwrite(tmp_path, checkpoint, registry):
+    _, ckpt = checkpoint
+    _input(tmp_path / "syn.h5")
+    out = tmp_path / "refined.h5"
+    write_images_h5(out, LabelledImages(torch.zeros(2, 1, 12, 16)), {"kind": "old"})
+    with pytest.raises(DataError, match=r"refined\.h5' already exists; pass --overwrite"):
+        refine_h5(ckpt, tmp_path / "syn.h5", out, registry, progress=False)
+    assert read_attrs(out)["kind"] == "old"
+    assert refine_h5(ckpt, tmp_path / "syn.h5", out, registry, progress=False, overwrite=True) == 7
+    assert read_attrs(out)["kind"] == "refined"
+    with pytest.raises(DataError, match="is the input file"):
+        refine_h5(ckpt, tmp_path / "syn.h5", tmp_path / "syn.h5", registry, progress=False, overwrite=True)

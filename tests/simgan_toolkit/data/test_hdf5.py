@@ -164,3 +164,68 @@ def test_written_file_permissions_follow_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def _fill_disk_after(monkeypatch, limit: int) -> None:
+    """Make every write past ``limit`` bytes in total fail as on a full disk (errno 28)."""
+    import errno
+
+    real_pwrite, written = os.pwrite, [0]
+
+    def pwrite(fd, data, offset):
+        if written[0] + len(data) > limit:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written[0] += len(data)
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+
+
+@pytest.mark.parametrize("fraction", [0.004, 0.1, 0.99])  # at the first write, mid-data, as the file closes
+def test_full_disk_is_one_line_error_and_leaves_nothing(tmp_path, monkeypatch, fraction):
+    """HDF5 crashed (segmentation fault) after a failed write; the writer must report it and clean up."""
+    write_images_h5(tmp_path / "whole.h5", _data(2000), {"kind": "new"})
+    size = (tmp_path / "whole.h5").stat().st_size
+    (tmp_path / "whole.h5").unlink()
+    path = tmp_path / "out.h5"
+    write_images_h5(path, _data(4), {"kind": "old"})
+    _fill_disk_after(monkeypatch, int(fraction * size))
+    with pytest.raises(DataError, match=r"cannot write '.*out\.h5': no space left on device"):
+        write_images_h5(path, _data(2000), {"kind": "new"})  # ~200 kB of images
+    monkeypatch.undo()
+    assert read_attrs(path)["kind"] == "old" and count_images_h5(path) == 4  # the previous file is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]  # no temporary file
+    write_images_h5(tmp_path / "after.h5", _data(3), {})  # HDF5 is still in a usable state
+    assert count_images_h5(tmp_path / "after.h5") == 3
+
+
+def test_error_inside_block_wins_over_write_failure(tmp_path, monkeypatch):
+    _fill_disk_after(monkeypatch, 0)
+    with pytest.raises(RuntimeError, match="crash"):
+        with H5ImageWriter(tmp_path / "out.h5", (1, 2, 2), {}, {}):
+            raise RuntimeError("crash")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_guard_keeps_writes_after_a_failure_in_memory(tmp_path, monkeypatch):
+    """What HDF5 reads back after the failure is what it wrote, so it closes the file cleanly."""
+    from simgan_toolkit.data.hdf5 import WriteGuard
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"")
+    guard = WriteGuard(path)
+    assert guard.write(b"abcdef") == 6
+    _fill_disk_after(monkeypatch, 0)
+    guard.seek(4)
+    assert guard.write(b"XYZ") == 3 and guard.error is not None and guard.error.errno == 28
+    guard.seek(10)
+    guard.write(b"!")
+    assert guard.seek(0, os.SEEK_END) == 11
+    guard.seek(0)
+    assert guard.read() == b"abcdXYZ\0\0\0!"  # the disk's bytes, the later writes over them, zeros between
+    assert guard.truncate(2) == 2 and guard.seek(0, os.SEEK_END) == 2
+    guard.seek(0)
+    assert guard.read() == b"ab"
+    monkeypatch.undo()
+    guard.close()
+    assert path.read_bytes() == b"abcdef"  # nothing reached the disk after the failure

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import pickle
 
 import pytest
@@ -58,3 +59,70 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path):
         save_checkpoint({"format": "x", "step": 2, "bad": lambda: None}, path)  # lambdas cannot be pickled
     assert load_checkpoint(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+class _FullDisk:
+    """A binary file on a disk that fills up after ``room`` bytes (writes fail with errno 28)."""
+
+    def __init__(self, path, room):
+        self._file, self._room = open(path, "wb"), room
+
+    def write(self, data):
+        if len(data) > self._room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self._room -= len(data)
+        return self._file.write(data)
+
+    def flush(self):
+        self._file.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._file.close()
+
+
+@pytest.mark.parametrize("room", [0, 100, 50_000])
+def test_full_disk_says_no_space_and_keeps_previous_checkpoint(tmp_path, monkeypatch, room):
+    """torch.save reported a full disk as 'unexpected pos N vs M'."""
+    from simgan_toolkit import io
+
+    path = tmp_path / "last.pt"
+    save_checkpoint({"format": "x", "step": 1}, path)
+    monkeypatch.setattr(io, "open", lambda p, mode: _FullDisk(p, room), raising=False)
+    with pytest.raises(DataError, match=r"cannot write '.*last\.pt': no space left on device"):
+        save_checkpoint({"format": "x", "step": 2, "w": torch.randn(100_000)}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    save_checkpoint({"format": "x", "step": 2}, path)  # space freed: the next save goes through
+    assert load_checkpoint(path)["step"] == 2
+
+
+def test_training_stopped_by_full_disk_resumes_once_space_is_freed(tmp_path, monkeypatch, tiny_config, make_trainer):
+    from simgan_toolkit import io
+
+    config = tiny_config(refiner={"noise_channels": 0}, train={"steps": 4, "checkpoint_every": 2})
+    full = make_trainer(config, tmp_path / "full")
+    full.train()
+
+    saves = []
+
+    def open_until_full(path, mode):
+        saves.append(path)
+        return _FullDisk(path, room=10**9 if len(saves) < 3 else 0)  # the third checkpoint finds the disk full
+
+    monkeypatch.setattr(io, "open", open_until_full, raising=False)
+    run = tmp_path / "run"
+    with pytest.raises(DataError, match=r"cannot write '.*last\.pt': no space left on device"):
+        make_trainer(config, run).train()
+    monkeypatch.undo()
+    kept = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.pt"]
+
+    resumed = make_trainer(config, run, init_seed=7)
+    outcome = resumed.train(resume=True)
+    assert outcome.resumed_from == (kept["phase"], kept["step"])
+    for name, value in full.refiner.state_dict().items():
+        assert torch.equal(resumed.refiner.state_dict()[name], value), name
