@@ -39,7 +39,12 @@ class LazyRef:
                 module = importlib.import_module(self._module)
                 self._value = getattr(module, self._attr)
             except (ImportError, AttributeError) as exc:
-                raise PluginError(f"plugin {self.owner!r}: cannot load {self.ref!r}: {type(exc).__name__}: {exc}") from None
+                # Registering a reference never imports it, so this is the first time the
+                # plugin's mistake shows: say how to get past it.
+                raise PluginError(
+                    f"plugin {self.owner!r}: cannot load {self.ref!r}: {type(exc).__name__}: {exc}; "
+                    f"fix or reinstall the plugin, or disable it with SIMGAN_DISABLE_PLUGINS={self.owner}"
+                ) from None
         return self._value
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -26,6 +26,22 @@ def _always_available(device: Any) -> bool:
     return True
 
 
+class NameConflict(PluginError):
+    """Two registrations of one ``kind`` and ``name``; names both plugins (``first`` kept the name).
+
+    The message lists the plugins by name, not by registration order, which follows
+    ``sys.path`` and would make the same clash read differently on two machines.
+    """
+
+    def __init__(self, kind: str, name: str, first: str, second: str) -> None:
+        if first == second:
+            message = f"{kind} {name!r} is registered twice by plugin {first!r}"
+        else:
+            message = f"{kind} {name!r} is registered by two plugins, " + " and ".join(map(repr, sorted((first, second))))
+        super().__init__(message)
+        self.kind, self.name, self.first, self.second = kind, name, first, second
+
+
 @dataclass(frozen=True)
 class Entry:
     """One registered component.
@@ -54,6 +70,9 @@ class Registry:
 
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], Entry] = {}
+        #: Short remarks appended to "unknown name" errors, e.g. which plugins failed to load,
+        #: because a missing name is often a plugin that was skipped rather than a typo.
+        self.notes: list[str] = []
 
     def add(self, entry: Entry) -> None:
         """Add ``entry``; a name already taken for that kind is a :class:`PluginError`."""
@@ -65,10 +84,7 @@ class Registry:
             )
         key = (entry.kind, entry.name)
         if key in self._entries:
-            other = self._entries[key].plugin
-            raise PluginError(
-                f"{entry.kind} {entry.name!r} is registered twice: by plugin {other!r} and by plugin {entry.plugin!r}"
-            )
+            raise NameConflict(entry.kind, entry.name, self._entries[key].plugin, entry.plugin)
         self._entries[key] = entry
 
     def get(self, kind: str, name: str) -> Entry:
@@ -79,13 +95,29 @@ class Registry:
             known = self.names(kind)
             hint = difflib.get_close_matches(name, known, n=1)
             suggestion = f" Did you mean {hint[0]!r}?" if hint else ""
+            notes = f" ({'; '.join(self.notes)})" if self.notes else ""
             raise PluginError(
-                f"unknown {kind} {name!r}.{suggestion} Registered: {', '.join(known) or 'none'}"
+                f"unknown {kind} {name!r}.{suggestion} Registered: {', '.join(known) or 'none'}{notes}"
             ) from None
 
     def create(self, kind: str, name: str, **kwargs: Any) -> Any:
-        """Build the component ``name`` of ``kind`` with ``kwargs``."""
-        return self.get(kind, name).factory(**kwargs)
+        """Build the component ``name`` of ``kind`` with ``kwargs``.
+
+        A task factory must return a :class:`simgan_toolkit.task.Task`; anything else is the
+        registering plugin's mistake and is reported as such instead of failing later inside
+        the pipeline with an ``AttributeError``.
+        """
+        entry = self.get(kind, name)
+        component = entry.factory(**kwargs)
+        if kind == "task":
+            from simgan_toolkit.task import Task  # imports torch: only when a task is built
+
+            if not isinstance(component, Task):
+                raise PluginError(
+                    f"plugin {entry.plugin!r}: task {name!r} factory returned {type(component).__name__}, "
+                    "not a simgan_toolkit.task.Task"
+                )
+        return component
 
     def names(self, kind: str) -> list[str]:
         """Sorted names registered for ``kind``."""
@@ -102,16 +134,36 @@ class Register:
 
     Every method records the plugin name, so ``simgan plugins`` can say where a component
     comes from and conflicts name both plugins.
+
+    Args:
+        registry: where the entries go.
+        plugin: name of the plugin whose hook receives this object.
+        on_error: called with the :class:`PluginError` of a rejected registration (a taken
+            name, an invalid name, a factory that is not callable) instead of raising it, so
+            the plugin's other registrations still happen; the plugin manager uses this to
+            report every problem at once.
     """
 
-    def __init__(self, registry: Registry, plugin: str) -> None:
+    def __init__(self, registry: Registry, plugin: str, on_error: Callable[[PluginError], None] | None = None) -> None:
         self._registry = registry
         self.plugin = plugin
+        self._on_error = on_error
 
     def _add(self, kind: str, name: str, factory: Callable[..., Any], description: str, **extra: Any) -> None:
-        if not callable(factory) and not isinstance(factory, LazyRef):
-            raise PluginError(f"plugin {self.plugin!r}: factory for {kind} {name!r} is not callable")
-        self._registry.add(Entry(kind, name, factory, self.plugin, description, **extra))
+        try:
+            if not callable(factory) and not isinstance(factory, LazyRef):
+                raise PluginError(
+                    f"plugin {self.plugin!r}: factory for {kind} {name!r} is not callable "
+                    f"(got {type(factory).__name__})"
+                )
+            self._registry.add(Entry(kind, name, factory, self.plugin, description, **extra))
+        except PluginError as exc:
+            self._reject(exc)
+
+    def _reject(self, error: PluginError) -> None:
+        if self._on_error is None:
+            raise error
+        self._on_error(error)
 
     def task(self, name: str, factory: Callable[[], Any], *, description: str = "") -> None:
         """Register a task; ``factory()`` returns a :class:`simgan_toolkit.task.Task`."""
@@ -149,5 +201,9 @@ class Register:
         """Register a dataset format: a :class:`simgan_toolkit.data.loader.DatasetLoader` subclass,
         or a ``"package.module:ClassName"`` string imported only when the format is used (keeps
         building the registry cheap; see :mod:`simgan_toolkit.plugin.lazy`)."""
-        factory = LazyRef(loader_class, self.plugin) if isinstance(loader_class, str) else loader_class
+        try:
+            factory = LazyRef(loader_class, self.plugin) if isinstance(loader_class, str) else loader_class
+        except PluginError as exc:  # a malformed "module:Class" string
+            self._reject(exc)
+            return
         self._add("dataset", name, factory, description)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
+import sys
+import types
 import warnings
 
 import pytest
@@ -69,7 +71,7 @@ def test_plugin_object_registers_a_task():
     entry = m.registry.get("task", "tiny")
     assert entry.plugin == "tiny_plugin"
     assert entry.description == "a tiny test task"
-    assert m.registry.create("task", "tiny") == "TINY TASK"
+    assert entry.factory() == "TINY TASK"
     # Without entry points there is no gaze task, but the built-ins are there.
     assert "gaze" not in m.registry.names("task")
     assert m.registry.names("refiner") == ["resnet"]
@@ -86,6 +88,8 @@ def test_conflicting_plugin_names_both_plugins():
     with pytest.raises(PluginError) as info:
         _ = m.registry
     assert "'gaze'" in str(info.value) and "'clasher'" in str(info.value)
+    # Only the entry-point plugin can be disabled; the object plugin is the caller's own code.
+    assert "disable plugin 'gaze' with SIMGAN_DISABLE_PLUGINS=gaze" in str(info.value)
 
 
 def test_same_plugin_name_twice_is_plugin_error():
@@ -148,7 +152,8 @@ def test_empty_allowlist_loads_no_entry_points(monkeypatch):
 
 def test_disable_env_var(monkeypatch):
     monkeypatch.setenv("SIMGAN_DISABLE_PLUGINS", " gaze , nothing_else")
-    m = PluginManager()
+    with pytest.warns(PluginLoadWarning, match="no installed plugin is named 'nothing_else'"):
+        m = PluginManager()
     assert "gaze" not in m.plugin_names()
     assert "gaze" not in m.registry.names("task")
     assert "gaze_cnn" in m.registry.names("estimator")
@@ -159,3 +164,167 @@ def test_no_warning_for_healthy_plugins():
         warnings.simplefilter("error", PluginLoadWarning)
         m = PluginManager()
         _ = m.registry
+
+
+# --- installed plugins that clash, break or are named wrongly in the environment ------------
+
+
+class NotCallable:
+    @hookimpl
+    def simgan_register_tasks(self, register):
+        register.task("bad_factory", "not a factory")
+        register.task("fine", lambda: None)
+
+
+@pytest.fixture
+def install(monkeypatch):
+    """``install(name, module_name, **hooks)``: an entry point whose module holds ``hooks``."""
+    installed = []
+    real_entry_points = importlib.metadata.entry_points
+
+    def fake_entry_points(**kwargs):
+        eps = list(real_entry_points(**kwargs))
+        return eps + installed if kwargs.get("group") == "simgan_toolkit" else eps
+
+    monkeypatch.setattr(manager_module.importlib.metadata, "entry_points", fake_entry_points)
+
+    def add(name, module_name, plugin=None):
+        if plugin is not None:
+            module = types.ModuleType(module_name)
+            for attr in dir(plugin):
+                if attr.startswith("simgan_"):
+                    setattr(module, attr, getattr(plugin, attr))
+            monkeypatch.setitem(sys.modules, module_name, module)
+        installed.append(importlib.metadata.EntryPoint(name=name, value=module_name, group="simgan_toolkit"))
+
+    return add
+
+
+def test_installed_clash_refuses_registry_and_names_the_fix(install):
+    install("clasher", "fake_clash_plugin", GazeClash())
+    m = PluginManager()
+    with pytest.raises(PluginError) as info:
+        _ = m.registry
+    message = str(info.value)
+    assert "task 'gaze' is registered by two plugins, 'clasher' and 'gaze'" in message
+    assert "disable one of them with SIMGAN_DISABLE_PLUGINS=clasher or SIMGAN_DISABLE_PLUGINS=gaze" in message
+
+
+def test_unchecked_registry_lists_everything_despite_a_clash(install):
+    install("clasher", "fake_clash_plugin", GazeClash())
+    m = PluginManager()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PluginLoadWarning)  # a clash is reported, not warned
+        reg = m.unchecked_registry
+    assert reg.get("task", "gaze").plugin == "gaze"  # the first registration keeps the name
+    assert "gaze_cnn" in reg.names("estimator")
+    assert m.failures == []  # a clash belongs to two plugins: it is a conflict, not a failure
+    assert [(c.kind, c.name, c.first, c.second) for c in m.conflicts] == [("task", "gaze", "gaze", "clasher")]
+    assert m.problems() == [
+        "task 'gaze' is registered by two plugins, 'clasher' and 'gaze'; "
+        "disable one of them with SIMGAN_DISABLE_PLUGINS=clasher or SIMGAN_DISABLE_PLUGINS=gaze"
+    ]
+
+
+def test_disable_hint_keeps_what_is_already_disabled(install, monkeypatch):
+    install("clasher", "fake_clash_plugin", GazeClash())
+    monkeypatch.setenv("SIMGAN_DISABLE_PLUGINS", "hand")
+    with pytest.raises(PluginError, match="SIMGAN_DISABLE_PLUGINS=hand,clasher or SIMGAN_DISABLE_PLUGINS=hand,gaze"):
+        _ = PluginManager().registry
+
+
+def test_disabling_one_of_the_clashing_plugins_resolves_it(install, monkeypatch):
+    install("clasher", "fake_clash_plugin", GazeClash())
+    monkeypatch.setenv("SIMGAN_DISABLE_PLUGINS", "clasher")
+    m = PluginManager()
+    assert m.registry.get("task", "gaze").plugin == "gaze"
+    assert m.failures == []
+
+
+def test_two_clashes_refuse_with_the_first_and_a_count():
+    class TwoClashes:
+        @hookimpl
+        def simgan_register_tasks(self, register):
+            register.task("gaze", lambda: None)
+            register.task("gaze_rgb", lambda: None)
+
+    m = PluginManager(plugins=[("two", TwoClashes())])
+    with pytest.raises(PluginError, match=r"task 'gaze' is registered by two plugins, 'gaze' and 'two'; disable plugin 'gaze'.*\(and 1 more name clash: see `simgan plugins`\)"):
+        _ = m.registry
+
+
+def test_one_plugin_registering_a_name_twice():
+    class Twice:
+        @hookimpl
+        def simgan_register_tasks(self, register):
+            register.task("tiny", lambda: None)
+            register.task("tiny", lambda: None)
+
+    with pytest.raises(PluginError, match="task 'tiny' is registered twice by plugin 'twice'; rename one of them"):
+        _ = PluginManager(load_entry_points=False, plugins=[("twice", Twice())]).registry
+
+
+def test_clash_between_object_plugins_says_rename():
+    m = PluginManager(load_entry_points=False, plugins=[("a", TinyTaskPlugin()), ("b", TinyTaskPlugin())])
+    with pytest.raises(PluginError, match="by two plugins, 'a' and 'b'; rename one of them"):
+        _ = m.registry
+
+
+def test_invalid_registration_is_skipped_and_the_rest_of_the_plugin_registers():
+    m = PluginManager(load_entry_points=False, plugins=[("notcallable", NotCallable())])
+    with pytest.warns(PluginLoadWarning, match="factory for task 'bad_factory' is not callable"):
+        reg = m.registry
+    assert reg.names("task") == ["fine"]
+    assert m.failures == [("notcallable", "factory for task 'bad_factory' is not callable (got str)")]
+
+
+def test_task_factory_returning_something_else_is_plugin_error():
+    m = PluginManager(load_entry_points=False, plugins=[("tiny_plugin", TinyTaskPlugin())])
+    with pytest.raises(PluginError, match="plugin 'tiny_plugin': task 'tiny' factory returned str, not a simgan_toolkit.task.Task"):
+        m.registry.create("task", "tiny")
+
+
+def test_installed_plugin_with_misspelled_hook_is_skipped(install):
+    install("misspelled", "fake_misspelled_plugin", Misspelled())
+    with pytest.warns(PluginLoadWarning, match="misspelled.*unknown hook"):
+        m = PluginManager()
+    assert "misspelled" not in m.plugin_names()
+    assert m.registry.get("task", "gaze").plugin == "gaze"
+
+
+def test_two_installed_plugins_with_one_name(install):
+    install("gaze", "fake_other_gaze")  # never imported: the real gaze plugin comes first
+    with pytest.warns(PluginLoadWarning, match="two installed plugins are named 'gaze'"):
+        m = PluginManager()
+    assert m.registry.get("task", "gaze").plugin == "gaze"
+    assert [name for name, _ in m.failures] == ["gaze"]
+
+
+def test_unknown_task_names_the_failed_plugin(install):
+    install("broken", "no_such_module_xyz")
+    with pytest.warns(PluginLoadWarning):
+        m = PluginManager()
+    with pytest.raises(PluginError, match=r"unknown task 'spots'.*plugin 'broken' failed, see `simgan plugins`"):
+        m.registry.get("task", "spots")
+
+
+def test_hook_failures_are_not_repeated_by_a_rebuild():
+    m = PluginManager(load_entry_points=False, plugins=[("exploding", Exploding())])
+    with pytest.warns(PluginLoadWarning):
+        _ = m.registry
+    with pytest.warns(PluginLoadWarning):
+        m.register(TinyTaskPlugin(), name="tiny_plugin")
+        _ = m.registry
+    assert [name for name, _ in m.failures] == ["exploding"]
+
+
+@pytest.mark.parametrize("var", ["SIMGAN_PLUGINS", "SIMGAN_DISABLE_PLUGINS"])
+def test_env_var_naming_no_installed_plugin_warns(var, monkeypatch):
+    monkeypatch.setenv(var, "gaze,nosuch")
+    with pytest.warns(PluginLoadWarning, match=f"{var}: no installed plugin is named 'nosuch'") as record:
+        m = PluginManager()
+    assert "gaze" in str(record[0].message)  # the installed names are listed
+    assert m.env_warnings and "'nosuch'" in m.env_warnings[0]
+    assert m.failures == []
+    with pytest.raises(PluginError, match=f"{var}='gaze,nosuch'"):
+        m.registry.get("task", "spots")

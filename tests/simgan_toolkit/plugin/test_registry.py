@@ -6,6 +6,7 @@ import pytest
 
 from simgan_toolkit.errors import PluginError
 from simgan_toolkit.plugin import KINDS, Entry, Register, Registry
+from simgan_toolkit.plugin.registry import NameConflict
 
 
 def _factory(**kwargs):
@@ -109,3 +110,32 @@ def test_unknown_kind_rejected():
 def test_non_callable_factory_rejected():
     with pytest.raises(PluginError, match="not callable"):
         Register(Registry(), "p").refiner("r", "not a function")  # type: ignore[arg-type]
+
+
+def test_duplicate_is_a_name_conflict_with_both_plugins(reg):
+    with pytest.raises(NameConflict) as info:
+        Register(reg, "intruder").task("gaze", _factory)
+    c = info.value
+    assert (c.kind, c.name, c.first, c.second) == ("task", "gaze", "plug_one", "intruder")
+    assert isinstance(c, PluginError)
+
+
+def test_on_error_collects_rejections_and_registration_continues(reg):
+    errors = []
+    p = Register(reg, "messy", on_error=errors.append)
+    p.task("gaze", _factory)  # taken
+    p.refiner("not ok", _factory)  # invalid name
+    p.loss("nope", 42)  # type: ignore[arg-type]  # not callable
+    p.dataset("fmt", "no_colon_here")  # not a module:Class reference
+    p.estimator("fine", _factory)
+    assert [type(e).__name__ for e in errors] == ["NameConflict", "PluginError", "PluginError", "PluginError"]
+    assert "not callable (got int)" in str(errors[2])
+    assert "'no_colon_here' is not a 'package.module:Attribute' reference" in str(errors[3])
+    assert reg.get("estimator", "fine").plugin == "messy"
+    assert reg.get("task", "gaze").plugin == "plug_one"
+
+
+def test_notes_are_appended_to_unknown_name_errors(reg):
+    reg.notes = ["plugin 'spots' failed, see `simgan plugins`"]
+    with pytest.raises(PluginError, match=r"Registered: gaze \(plugin 'spots' failed, see `simgan plugins`\)$"):
+        reg.get("task", "spots")
