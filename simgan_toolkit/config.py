@@ -90,7 +90,9 @@ class TrainConfig(_Strict):
     refiner_pretrain_steps: int = Field(1000, ge=0)
     discriminator_pretrain_steps: int = Field(200, ge=0)
     #: Adversarial iterations; each is ``k_g`` refiner steps then ``k_d`` discriminator steps.
-    steps: int = Field(2000, ge=0)
+    #: At least 1: with none the refiner is only pretrained towards the identity and the run
+    #: would report "refined" images that never saw the real ones.
+    steps: int = Field(2000, ge=1)
     k_g: int = Field(2, ge=1)
     k_d: int = Field(1, ge=1)
     #: lambda, the weight of the self-regularisation L1 term (mean-normalised, see losses.py).
@@ -255,6 +257,46 @@ def resume_comparable(dumped: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: At most this many differing settings are listed in one message (a changed profile differs in dozens).
+MAX_LISTED_DIFFERENCES = 8
+
+
+def _flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"steps": 4}}`` -> ``{"train.steps": 4}`` (lists stay values, empty tables vanish,
+    so that ``options = {}`` against ``options = {a = 1}`` reads ``options.a: saved unset, now 1``)."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The settings in which two :func:`resume_comparable` dicts differ, one entry each:
+    ``["train.steps: saved 400, now 800", ...]``; top-level ones (``profile``, ``seed``) first,
+    as they explain the rest, then by name."""
+    old, new = _flatten(saved), _flatten(current)
+    missing = object()
+
+    def show(value: Any) -> str:
+        return "unset" if value is missing else json.dumps(value)
+
+    return [
+        f"{key}: saved {show(old.get(key, missing))}, now {show(new.get(key, missing))}"
+        for key in sorted(set(old) | set(new), key=lambda k: ("." in k, k))
+        if old.get(key, missing) != new.get(key, missing)
+    ]
+
+
+def describe_differences(differences: list[str]) -> str:
+    """``differences`` joined by ``"; "``, the first :data:`MAX_LISTED_DIFFERENCES` of them and a count of the rest."""
+    shown = "; ".join(differences[:MAX_LISTED_DIFFERENCES])
+    rest = len(differences) - MAX_LISTED_DIFFERENCES
+    return f"{shown}; and {rest} more" if rest > 0 else shown
+
+
 # --------------------------------------------------------------------------------------
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Recursively merge ``override`` into a copy of ``base`` (dicts merge, other values replace)."""
@@ -301,6 +343,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {str(p)!r} is not valid {p.suffix.lstrip('.').upper() or 'TOML'}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {exc.strerror or exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(p)!r} must hold a table of settings, got a {type(data).__name__}")
     return data

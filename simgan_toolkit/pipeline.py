@@ -42,10 +42,14 @@ the noise, the larger max-min spread over seeds of the two rows
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import itertools
 import json
+import os
 import platform
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,13 +59,13 @@ import torch
 from torch import nn
 
 from simgan_toolkit import __version__
-from simgan_toolkit.config import DataSource, RunConfig, resume_comparable
+from simgan_toolkit.config import DataSource, RunConfig, config_differences, describe_differences, load_config_file, resume_comparable
 from simgan_toolkit.data.hdf5 import write_images_h5
 from simgan_toolkit.data.sources import LABELLED_SIDES, load_side
 from simgan_toolkit.errors import ConfigError, DataError, PluginError
 from simgan_toolkit.estimation import build_estimator, estimator_options, evaluate_estimator, save_estimator, train_estimator
 from simgan_toolkit.features import FeatureTransform, Learned
-from simgan_toolkit.io import atomic_write_json
+from simgan_toolkit.io import atomic_write_json, is_toolkit_temp_file, remove_stale_temp_files
 from simgan_toolkit.losses import SimGANLoss
 from simgan_toolkit.plugin import Registry
 from simgan_toolkit.refine import refine_images
@@ -223,15 +227,85 @@ def build_simgan(
 
 def _check_same_config(saved_path: Path, config: RunConfig) -> None:
     """A resumed run must use the saved run's settings (the device and execution-only train
-    settings such as ``train.compile`` may change)."""
-    saved = resume_comparable(json.loads(saved_path.read_text(encoding="utf-8")))
-    current = resume_comparable(config.model_dump(mode="json"))
-    changed = sorted(k for k in set(saved) | set(current) if k != "device" and saved.get(k) != current.get(k))
-    if changed:
+    settings such as ``train.compile`` may change); the error names each differing field."""
+    folder = str(saved_path.parent)
+    try:
+        saved_settings = load_config_file(saved_path)
+    except ConfigError as exc:  # e.g. truncated by a full disk or an editor
+        raise ConfigError(f"cannot resume {folder!r}: {exc}; restore it or start a new run with another --out") from None
+    saved, current = resume_comparable(saved_settings), resume_comparable(config.model_dump(mode="json"))
+    saved.pop("device", None)
+    current.pop("device", None)
+    differences = config_differences(saved, current)
+    if differences:
         raise ConfigError(
-            f"cannot resume {str(saved_path.parent)!r}: its {', '.join(changed)} settings differ from this run's "
+            f"cannot resume {folder!r}: its settings differ from this run's: {describe_differences(differences)} "
             "(see its config.json); use the same settings or a new --out directory"
         )
+
+
+def _first_existing(path: Path) -> Path | None:
+    """``path`` or its nearest ancestor that exists (None if none does, e.g. a relative path's top)."""
+    return next((p for p in (path, *path.parents) if p.exists()), None)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove those of ``folders`` (deepest first) that are still empty: a failed start leaves none behind."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _check_holds_nothing_else(out: Path) -> None:
+    """A new run goes into a new or empty folder: it would otherwise overwrite a user's files."""
+    others = sorted(p.name for p in out.iterdir() if not is_toolkit_temp_file(p)) if out.is_dir() else []
+    if others:
+        listed = ", ".join(repr(n) for n in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise ConfigError(
+            f"output directory {str(out)!r} holds other files ({listed}) and no run; choose a new or empty --out"
+        )
+
+
+def create_run_folder(out: Path) -> list[Path]:
+    """Create ``out`` and write and delete a probe file in it, before any long work.
+
+    A folder the process cannot write to fails here (ConfigError naming it) instead of after
+    the data is made. Returns the folders it created, deepest first, for :func:`_remove_empty`
+    should the run fail before it writes config.json.
+    """
+    created = list(itertools.takewhile(lambda p: not p.exists(), (out, *out.parents)))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        _remove_empty(created)
+        raise ConfigError(f"output directory {str(out)!r} is not writable: {exc.strerror or exc}") from None
+    return created
+
+
+def check_run_folder(out: Path, config: RunConfig, resume: bool) -> None:
+    """Check, without writing anything, that ``out`` can take this run.
+
+    Raises ConfigError (naming the folder) for: a path that is, or lies under, a file; a folder
+    already holding a run, without ``resume``; with ``resume``, a folder without a run, or whose
+    config.json is damaged or holds other settings (each differing field is named); a folder
+    holding other files (a new run needs a new or empty folder).
+    """
+    existing = _first_existing(out)
+    if existing is not None and not existing.is_dir():
+        problem = "is a file, not a folder" if existing == out else f"cannot be created: {str(existing)!r} is a file, not a folder"
+        raise ConfigError(f"output directory {str(out)!r} {problem}; choose another --out")
+    config_path = out / "config.json"
+    if resume:
+        if not config_path.is_file():
+            raise ConfigError(f"--resume: {str(out)!r} holds no run (no config.json)")
+        _check_same_config(config_path, config)
+    elif config_path.exists():
+        raise ConfigError(f"output directory {str(out)!r} already holds a run; pass --resume to continue it or choose another --out")
+    else:
+        _check_holds_nothing_else(out)
 
 
 def run_pipeline(
@@ -272,16 +346,25 @@ def _run_pipeline(
     # Every rank must use rank 0's folder (e.g. a default --out named after the clock).
     out = Path(dist_utils.broadcast_object(str(out_dir)))
     config_path = out / "config.json"
-    if config_path.exists() and not resume:
-        raise ConfigError(f"output directory {str(out)!r} already holds a run; pass --resume to continue it or choose another --out")
-    if resume and config_path.exists():
-        _check_same_config(config_path, config)
-    # Every rank has checked the folder before rank 0 writes config.json into it.
-    dist_utils.barrier()
-
     task: Task = registry.create("task", config.task)
     spec = task.image_spec
     device = context.device if context is not None else resolve_device(config.device)
+    check_run_folder(out, config, resume)
+    # Rank 0 alone writes: it creates the folder and tells every rank whether it could, so
+    # that none is left waiting for it.
+    created: list[Path] = []
+    refused: str | None = None
+    if main:
+        try:
+            created = create_run_folder(out)
+        except ConfigError as exc:
+            refused = str(exc)
+    refused = dist_utils.broadcast_object(refused)
+    if refused:
+        raise ConfigError(refused)
+    # Every rank has checked the folder before rank 0 writes config.json into it.
+    dist_utils.barrier()
+
     stages = _Stages(say)
     d = config.data
     say(f"task {config.task!r}, profile {config.profile!r}, device {device}, output {out}")
@@ -311,7 +394,11 @@ def _run_pipeline(
                 "the refiner adapts to one target domain and the estimators are scored on another")
         return synthetic, real, test, target
 
-    synthetic, real, test, target = stages.run("simulate", make_data)
+    try:
+        synthetic, real, test, target = stages.run("simulate", make_data)
+    except BaseException:  # Ctrl-C included: a run that never started leaves no folder behind
+        _remove_empty(created)
+        raise
     # Written once the data is in: a bad data path or format leaves no half-started run behind.
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -426,5 +513,8 @@ def _run_pipeline(
         "environment": environment_info(device),
     }
     atomic_write_json(out / "summary.json", summary)
+    stale = remove_stale_temp_files(out)
+    if stale:
+        say(f"removed {len(stale)} temporary file(s) left by an interrupted run: {', '.join(p.relative_to(out).as_posix() for p in stale)}")
     say(format_results_table(summary))
     return summary

@@ -13,7 +13,7 @@ class MetricsLog:
     """Appends one JSON object per logged step.
 
     On resume, :meth:`truncate_after` drops lines beyond the checkpoint's step so the log
-    matches an uninterrupted run.
+    matches an uninterrupted run; :meth:`clear` empties it when training restarts from step 0.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -34,6 +34,11 @@ class MetricsLog:
             except json.JSONDecodeError:
                 break  # a line cut by a crash ends the usable log
         return records
+
+    def clear(self) -> None:
+        """Drop every record (training restarts from the beginning)."""
+        if self.path.exists():
+            atomic_write_text(self.path, "")
 
     def truncate_after(self, phase_order: list[str], phase: str, step: int) -> None:
         """Keep records up to (``phase``, ``step``) in training order; rewrite the file."""

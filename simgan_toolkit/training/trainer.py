@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from simgan_toolkit.config import RunConfig, resume_comparable
+from simgan_toolkit.config import RunConfig, config_differences, describe_differences, resume_comparable
 from simgan_toolkit.errors import ConfigError, TrainingDivergedError
 from simgan_toolkit.features import FeatureTransform
 from simgan_toolkit.losses import REAL, SimGANLoss
@@ -442,19 +443,31 @@ class SimGANTrainer:
 
         The checkpoint's training config must match this run's: a resumed run would otherwise
         silently mix two experiments (settings that only change how it executes, such as
-        ``train.compile``, may differ). Under DDP every rank loads rank 0's checkpoint, then
-        all wait for each other, so rank 0 cannot replace it while another rank still reads it.
+        ``train.compile``, may differ); the error names each differing field. Under DDP every
+        rank loads rank 0's checkpoint, then all wait for each other, so rank 0 cannot replace
+        it while another rank still reads it.
+
+        Without a checkpoint (deleted, or the run stopped before its first one) training
+        restarts from step 0, with a warning, and so does metrics.jsonl: the records of the
+        lost attempt would otherwise stand twice in it.
         """
         path = self.checkpoint_path
-        if path is None or not path.exists():
+        if path is None:
+            return False
+        if not path.exists():
+            if self.is_main:
+                warnings.warn(f"no checkpoint in {str(path.parent)!r}: SimGAN training restarts from step 0", stacklevel=2)
+            if self.log is not None:
+                self.log.clear()
             return False
         state = load_checkpoint(path, map_location=self.device)
-        saved = resume_comparable(state["config"])
-        current = resume_comparable(self.config.model_dump(mode="json"))
-        changed = [k for k in ("train", "refiner", "discriminator", "feature", "seed") if saved.get(k) != current.get(k)]
-        if changed:
+        compared = ("train", "refiner", "discriminator", "feature", "seed")
+        saved = {k: v for k, v in resume_comparable(state["config"]).items() if k in compared}
+        current = {k: v for k, v in resume_comparable(self.config.model_dump(mode="json")).items() if k in compared}
+        differences = config_differences(saved, current)
+        if differences:
             raise ConfigError(
-                f"cannot resume from {str(path)!r}: its {', '.join(changed)} settings differ from this run's; "
+                f"cannot resume from {str(path)!r}: its settings differ from this run's: {describe_differences(differences)}; "
                 "use the same config or a new --out directory"
             )
         self.load_state_dict(state)
@@ -589,6 +602,4 @@ class SimGANTrainer:
             self._flush(on_log, bar)
         finally:
             bar.close()
-        if self.out_dir is not None and self.step == 0 and not any(lengths.values()):
-            self.save()
         return TrainingOutcome(time.perf_counter() - start, dict(self._last), resumed)

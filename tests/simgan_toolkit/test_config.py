@@ -7,7 +7,16 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from simgan_toolkit.config import RunConfig, build_config, deep_merge, load_config_file, parse_override
+from simgan_toolkit.config import (
+    RunConfig,
+    build_config,
+    config_differences,
+    deep_merge,
+    describe_differences,
+    load_config_file,
+    parse_override,
+    resume_comparable,
+)
 from simgan_toolkit.errors import ConfigError
 from simgan_toolkit.networks import EYE_LAYERS
 
@@ -27,7 +36,7 @@ def test_defaults_are_the_paper_eye_settings():
     assert (c.train.history, c.train.history_size, c.train.loss) == (True, 12800, "auto")
     assert (c.train.refiner_optimizer.name, c.train.refiner_optimizer.lr) == ("sgd", 1e-3)
     assert c.feature.name == "identity" and c.feature.checkpoint is None
-    assert c.refiner.factory_options() == {"width": 64, "blocks": 4, "kernel_size": 3, "output": "tanh", "noise_channels": 0, "padding_mode": "zeros"}
+    assert c.refiner.factory_options() == {"width": 64, "blocks": 4, "kernel_size": 3, "output": "tanh", "noise_channels": 0, "padding_mode": "zeros", "missing_value": None}
     assert "name" not in c.discriminator.factory_options()
 
 
@@ -109,6 +118,7 @@ def test_parse_override_bad(item):
         ("train.refiner_optimizer.name='rmsprop'", "train.refiner_optimizer.name"),
         ("train.batch_size=1", "train.batch_size"),
         ("train.k_g='two'", "train.k_g"),
+        ("train.steps=0", "train.steps"),  # pretraining only: "refined" images would never see a real one
     ],
 )
 def test_invalid_value_names_field(override, field):
@@ -163,6 +173,27 @@ def test_validate_assignment():
     c = RunConfig(task="t")
     with pytest.raises(ValidationError, match="k_g"):
         c.train.k_g = 0
+
+
+def test_config_differences_name_each_field_and_both_values():
+    saved = resume_comparable(RunConfig(task="t", profile="smoke").model_dump(mode="json"))
+    current = resume_comparable(
+        build_config("t", "default", {}, overrides=["train.steps=800", "refiner.output='residual'", "feature.options={a = 1}"])
+        .model_dump(mode="json")
+    )
+    assert config_differences(saved, saved) == []
+    assert config_differences(saved, current) == [
+        'profile: saved "smoke", now "default"',  # top-level first
+        "feature.options.a: saved unset, now 1",
+        'refiner.output: saved "tanh", now "residual"',
+        "train.steps: saved 2000, now 800",
+    ]
+
+
+def test_describe_differences_lists_the_first_eight_and_counts_the_rest():
+    items = [f"f{i}: saved 0, now 1" for i in range(10)]
+    assert describe_differences(items[:2]) == "f0: saved 0, now 1; f1: saved 0, now 1"
+    assert describe_differences(items).endswith("f7: saved 0, now 1; and 2 more")
 
 
 def test_deep_merge_does_not_mutate():

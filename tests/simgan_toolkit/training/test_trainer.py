@@ -153,9 +153,22 @@ def test_resume_reproduces_uninterrupted_run_exactly(tmp_path, tiny_config, make
 
 
 def test_resume_without_checkpoint_starts_fresh(tmp_path, tiny_config, make_trainer):
-    outcome = make_trainer(tiny_config(train={"steps": 1}), tmp_path).train(resume=True)
+    with pytest.warns(UserWarning, match="no checkpoint in .*: SimGAN training restarts from step 0"):
+        outcome = make_trainer(tiny_config(train={"steps": 1}), tmp_path).train(resume=True)
     assert outcome.resumed_from is None
     assert len(_records(tmp_path)) == 2 + 2 + 1
+
+
+def test_resume_after_the_checkpoint_was_deleted_restarts_the_log(tmp_path, tiny_config, make_trainer):
+    config = tiny_config(train={"steps": 2})
+    make_trainer(config, tmp_path).train()
+    log = (tmp_path / "metrics.jsonl").read_text()
+    (tmp_path / "checkpoints" / "last.pt").unlink()
+    with pytest.warns(UserWarning, match=f"no checkpoint in {str(tmp_path / 'checkpoints')!r}"):
+        outcome = make_trainer(config, tmp_path).train(resume=True)
+    assert outcome.resumed_from is None
+    # Trained again from step 0: the same records, once each (not appended to the old ones).
+    assert (tmp_path / "metrics.jsonl").read_text() == log
 
 
 def test_resume_finished_run_does_nothing(tmp_path, tiny_config, make_trainer):
@@ -172,9 +185,9 @@ def test_resume_finished_run_does_nothing(tmp_path, tiny_config, make_trainer):
 
 def test_resume_with_different_config_is_config_error(tmp_path, tiny_config, make_trainer):
     make_trainer(tiny_config(train={"steps": 2}), tmp_path).train()
-    with pytest.raises(ConfigError, match=r"its train settings differ"):
+    with pytest.raises(ConfigError, match=r"its settings differ from this run's: train.steps: saved 2, now 4; use"):
         make_trainer(tiny_config(train={"steps": 4}), tmp_path).train(resume=True)
-    with pytest.raises(ConfigError, match=r"refiner"):
+    with pytest.raises(ConfigError, match=r"refiner.width: saved 4, now 5"):
         make_trainer(tiny_config(train={"steps": 2}, refiner={"width": 5}), tmp_path).train(resume=True)
 
 
@@ -193,10 +206,10 @@ def test_checkpoint_contents(tmp_path, tiny_config, make_trainer):
     assert PHASES == ("refiner_pretrain", "discriminator_pretrain", "adversarial")
 
 
-def test_zero_steps_still_writes_a_checkpoint(tmp_path, tiny_config, make_trainer):
-    config = tiny_config(train={"refiner_pretrain_steps": 0, "discriminator_pretrain_steps": 0, "steps": 0})
+def test_no_pretraining_still_writes_a_checkpoint(tmp_path, tiny_config, make_trainer):
+    config = tiny_config(train={"refiner_pretrain_steps": 0, "discriminator_pretrain_steps": 0, "steps": 1})
     make_trainer(config, tmp_path).train()
-    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 0
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 1
 
 
 def test_no_out_dir_writes_nothing(tmp_path, tiny_config, make_trainer, monkeypatch):
@@ -305,7 +318,7 @@ def test_trainer_on_crops_refines_whole_images(tiny_config, make_trainer, tmp_pa
 
 def test_refiner_ema_follows_the_recursion_and_serves_inference(tiny_config, make_trainer):
     decay = 0.5
-    trainer = make_trainer(tiny_config(train={"refiner_ema": decay, "refiner_pretrain_steps": 0, "discriminator_pretrain_steps": 0, "steps": 0}))
+    trainer = make_trainer(tiny_config(train={"refiner_ema": decay}))
     assert trainer.inference_refiner is not trainer.refiner
     # Hand-computed EMA over three refiner steps: a <- w1; a <- d a + (1 - d) w_k (torch's
     # AveragedModel copies the weights at the first update).
