@@ -279,6 +279,14 @@ class NYUHandLoader(DatasetLoader):
     def unit_size(self, unit: Unit) -> int:
         return 1
 
+    def unit_files(self, unit: Unit) -> list[Path]:
+        """The frame's PNG, the synthdepth PNG that masks it (if any), and the split's joint_data.mat."""
+        folder, index = unit.info
+        files = [unit.path]
+        if self.mask == "synthdepth" and self.kind != "synthdepth":
+            files.append(frame_path(Path(folder), "synthdepth", self.kinect, index + 1))
+        return [*files, Path(folder) / JOINT_FILE]
+
     # --- helpers ----------------------------------------------------------------------------
     def split_folder(self, root: Path) -> Path:
         """The folder holding ``joint_data.mat`` and the PNGs: ``root`` or ``root / split``."""
@@ -289,10 +297,14 @@ class NYUHandLoader(DatasetLoader):
             if self.split is not None and root.name in SPLITS and root.name != self.split:
                 raise DataError(f"{root}: is the {root.name!r} folder but split={self.split!r} was asked for")
             return root
-        if any((root / s / JOINT_FILE).is_file() for s in SPLITS):
+        present = [s for s in SPLITS if (root / s / JOINT_FILE).is_file()]
+        if present:
+            held = " and ".join(f"{s}/" for s in present)
             if self.split is None:
-                raise DataError(f"{root}: holds NYU train/ and test/ folders; set the option split to 'train' or 'test'")
-            raise DataError(f"{root / self.split}: missing {JOINT_FILE}")
+                choices = " or ".join(repr(s) for s in present)
+                raise DataError(f"{root}: holds the NYU split folder{'s' if len(present) > 1 else ''} {held}; "
+                                f"set the option split to {choices}")
+            raise DataError(f"{root / self.split}: missing {JOINT_FILE} ({root} holds only {held})")
         raise DataError(
             f"{root}: not an NYU Hand folder (expected {JOINT_FILE} and depth_K_NNNNNNN.png, "
             "or train/ and test/ folders holding them)"

@@ -17,6 +17,7 @@ camera space. Everything here is numpy/scipy/PIL only and raises
 from __future__ import annotations
 
 import os
+import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +168,47 @@ def _names(raw: object, path: Path) -> tuple[str, ...]:
     return tuple(names)
 
 
+#: Bytes of a MATLAB v5 file's text header, before its first data element.
+_MAT_HEADER = 128
+#: Data element type of a zlib-compressed element (the only one not padded to 8 bytes).
+_MI_COMPRESSED = 15
+
+
+def mat_truncation(path: Path) -> str | None:
+    """Why the MATLAB v5 file ``path`` is cut short, or None when its elements end with the file.
+
+    scipy reads only the variables asked for and seeks past the others, so a file cut in the
+    middle loads as if the variables after the cut were never there. Walking the top-level
+    element tags (type, byte count) finds the cut whatever is asked for. Files that are not
+    v5 (v7.3 is HDF5) return None: scipy's own error describes those.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header = f.read(_MAT_HEADER)
+        if len(header) < _MAT_HEADER:
+            return f"{size} bytes, shorter than the {_MAT_HEADER}-byte MAT-file header"
+        endian = {b"IM": "<", b"MI": ">"}.get(header[126:128])
+        if endian is None or struct.unpack(endian + "H", header[124:126])[0] != 0x0100:
+            return None
+        offset = _MAT_HEADER
+        while offset < size:
+            f.seek(offset)
+            tag = f.read(8)
+            if len(tag) < 8:
+                return f"the file ends {size - offset} bytes into a data element tag"
+            kind, nbytes = struct.unpack(endian + "II", tag)
+            if kind >> 16:  # small element: its data sits inside the 8-byte tag
+                end = offset + 8
+            else:
+                end = offset + 8 + nbytes
+                if kind != _MI_COMPRESSED:
+                    end += -end % 8
+            if end > size:
+                return f"a data element at byte {offset} needs {end} bytes, the file has {size}"
+            offset = end
+    return None
+
+
 def load_joint_data(path: Path, kinect: int = 1) -> JointData:
     """Read ``joint_data.mat`` and keep Kinect ``kinect``'s joints, converted to y-down mm.
 
@@ -176,7 +218,7 @@ def load_joint_data(path: Path, kinect: int = 1) -> JointData:
     headers with ``scipy.io.whosmat``) must match ``joint_xyz``'s when present.
 
     Raises:
-        DataError: missing or unreadable file, a missing variable or a wrong shape.
+        DataError: missing, truncated or unreadable file, a missing variable or a wrong shape.
     """
     import scipy.io  # deferred: only reading needs scipy
 
@@ -186,12 +228,20 @@ def load_joint_data(path: Path, kinect: int = 1) -> JointData:
     if not path.is_file():
         raise DataError(f"{path}: missing NYU {JOINT_FILE} (expected joint_xyz, joint_uvd, joint_names)")
     try:
+        cut = mat_truncation(path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from None
+    if cut is not None:
+        raise DataError(f"{path}: truncated or damaged ({cut}); copy {JOINT_FILE} from the NYU download again")
+    try:
         shapes = {name: tuple(shape) for name, shape, _ in scipy.io.whosmat(str(path))}
         mat = scipy.io.loadmat(str(path), variable_names=["joint_xyz", "joint_names"])
     # scipy reports corrupt files as MatReadError, ValueError, IndexError, ... (v7.3/HDF5 files as
     # NotImplementedError): whatever it raises, the file is not a readable v5 MAT file.
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"{path}: cannot read as a MATLAB v5 file ({exc})") from None
+    if not shapes:
+        raise DataError(f"{path}: holds no variables (an empty or truncated file); expected joint_xyz (3, N, 36, 3)")
     if "joint_xyz" not in mat:
         raise DataError(f"{path}: missing variable joint_xyz (expected shape (3, N, 36, 3), mm, y up)")
     xyz = np.asarray(mat["joint_xyz"])

@@ -90,6 +90,53 @@ class ToolkitH5Loader(DatasetLoader):
 
 
 # --------------------------------------------------------------------------------------
+#: Names taken for HDF5 files when looking for a damaged one (a file root is checked whatever its name).
+_HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
+
+
+def _hdf5_problem(path: Path, by_name: bool = True) -> str | None:
+    """What is wrong with ``path`` as an HDF5 file, to follow its name in an error: it has the
+    HDF5 signature but fails to open (truncated or damaged), or (``by_name``) it is named
+    ``.h5``/``.hdf5`` but has no signature. None if it opens, or is neither."""
+    try:
+        if not h5py.is_hdf5(path):
+            if by_name and path.suffix.lower() in _HDF5_SUFFIXES:
+                return "is named like an HDF5 file but is not one (no HDF5 signature: empty, cut short or another format?)"
+            return None
+        with h5py.File(path, "r"):
+            return None
+    except (OSError, ValueError) as exc:
+        return f"is an HDF5 file that cannot be opened (truncated or damaged?): {exc}"
+
+
+def _damaged_hdf5(root: Path) -> list[tuple[Path, str]]:
+    """(file, problem) of the HDF5 files at ``root`` that fail to open: ``root`` itself, or the
+    ``.h5``/``.hdf5`` files directly in the folder ``root``. A truncated download looks like no
+    format at all to ``detect``; this tells the user what is wrong with it instead."""
+    if root.is_file():
+        candidates = [root]
+    else:
+        try:
+            candidates = sorted(p for p in root.iterdir() if p.suffix.lower() in _HDF5_SUFFIXES and p.is_file())
+        except OSError:
+            return []
+    found = [(p, _hdf5_problem(p)) for p in candidates]
+    return [(p, problem) for p, problem in found if problem is not None]
+
+
+def _no_format_error(root: Path, registered: str) -> DataError:
+    """The error for a path no format detects: a damaged HDF5 file there is named as such."""
+    damaged = _damaged_hdf5(root)
+    if damaged:
+        path, problem = damaged[0]
+        more = f" (and {len(damaged) - 1} more such file{'s' if len(damaged) > 2 else ''} in {str(root)!r})" if len(damaged) > 1 else ""
+        return DataError(f"{str(path)!r} {problem}{more}")
+    return DataError(
+        f"{str(root)!r} is not in any registered dataset format (registered: {registered}; or {TOOLKIT_H5} for a "
+        "toolkit HDF5 file); choose one with --format NAME (config: format = \"NAME\")"
+    )
+
+
 def _detects(entry_name: str, loader_class: Any, root: Path) -> bool:
     try:
         return bool(loader_class.detect(root))
@@ -128,7 +175,8 @@ def resolve_loader(registry: Registry, fmt: str, root: str | Path, options: dict
     """The loader of format ``fmt`` (or the one format that detects ``root`` with ``"auto"``).
 
     Raises:
-        DataError: ``root`` does not exist, or ``auto`` finds no format or several.
+        DataError: ``root`` does not exist, or ``auto`` finds no format (naming an HDF5 file there that
+            fails to open, e.g. a truncated download) or several.
         PluginError: ``fmt`` is not a registered format (the message lists the registered ones).
         ConfigError: ``options`` do not fit the format's loader (the message names the option).
     """
@@ -138,6 +186,9 @@ def resolve_loader(registry: Registry, fmt: str, root: str | Path, options: dict
         raise DataError(f"dataset path {str(root)!r} does not exist")
     if fmt == TOOLKIT_H5 or (fmt == "auto" and is_toolkit_h5(root)):
         if not is_toolkit_h5(root):
+            problem = _hdf5_problem(root, by_name=False) if root.is_file() else None
+            if problem is not None:
+                raise DataError(f"{str(root)!r} {problem}")
             raise DataError(f"{str(root)!r} is not a toolkit HDF5 file (format attribute {FORMAT!r})")
         if options:
             raise ConfigError(f"dataset format {TOOLKIT_H5!r} takes no options, got {options}")
@@ -145,13 +196,13 @@ def resolve_loader(registry: Registry, fmt: str, root: str | Path, options: dict
     if fmt == "auto":
         entries = registry.entries("dataset")
         matches = [e for e in entries if _detects(e.name, resolve(e.factory), root)]
-        if len(matches) != 1:
-            known = ", ".join(e.name for e in entries) or "none"
-            if matches:
-                problem = f"looks like several dataset formats: {', '.join(e.name for e in matches)}"
-            else:
-                problem = f"is not in any registered dataset format (registered: {known}; or {TOOLKIT_H5} for a toolkit HDF5 file)"
-            raise DataError(f"{str(root)!r} {problem}; choose one with --format NAME (config: format = \"NAME\")")
+        if not matches:
+            raise _no_format_error(root, ", ".join(e.name for e in entries) or "none")
+        if len(matches) > 1:
+            raise DataError(
+                f"{str(root)!r} looks like several dataset formats: {', '.join(e.name for e in matches)}; "
+                "choose one with --format NAME (config: format = \"NAME\")"
+            )
         entry = matches[0]
     else:
         entry = registry.get("dataset", fmt)

@@ -12,7 +12,8 @@ plugins do. The toolkit drives every loader the same way:
    expected.
 
 :func:`simgan_toolkit.data.reading.read_dataset` and ``simgan convert`` build on that: progress
-bars, ``--skip-bad`` counting, resumable and atomic HDF5 output.
+bars, ``--skip-bad`` counting, resumable and atomic HDF5 output (which records the size and
+modification time of every file :meth:`DatasetLoader.unit_files` names, to notice changed input).
 """
 
 from __future__ import annotations
@@ -92,6 +93,16 @@ class DatasetLoader(ABC):
         Only used to report how many images skipped units held; the default is None (unknown).
         """
         return None
+
+    def unit_files(self, unit: Unit) -> list[Path]:
+        """The files :meth:`read_unit` reads for ``unit``; the default is ``[unit.path]``.
+
+        ``simgan convert`` records their size and modification time, so that a finished or
+        interrupted conversion made from other versions of them is noticed. List every file
+        whose change changes the unit's images or labels, shared ones too (a label file read by
+        every unit); a file that does not exist is recorded as missing.
+        """
+        return [unit.path]
 
 
 # --------------------------------------------------------------------------------------------

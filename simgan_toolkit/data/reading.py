@@ -36,6 +36,8 @@ _RANGE_TOLERANCE = 1e-3
 _FILE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, EOFError, zlib.error, zipfile.BadZipFile)
 #: A sample (:func:`sample_dataset`) comes from at least this many units when the dataset has them.
 _SAMPLE_MIN_UNITS = 16
+#: Skipped files a summary lists by name; the rest are counted.
+SUMMARY_FILES = 10
 
 
 class SkippedFilesWarning(UserWarning):
@@ -54,7 +56,8 @@ class SkipReport:
             reading them (:meth:`~simgan_toolkit.data.loader.DatasetLoader.unit_size`).
         skipped_unsized: skipped units whose image count the loader does not know.
         already_converted: :func:`convert_dataset` found the output complete and did nothing
-            (``skipped`` is then empty; the file's ``skipped_files`` attribute has the count).
+            (``skipped`` then comes from the file's ``skipped`` attribute; the image counts of
+            the skipped units are not known).
     """
 
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -72,12 +75,13 @@ class SkipReport:
         else:
             self.skipped_images += size
 
-    def summary(self) -> str | None:
-        """One line such as ``skipped 3 of 1000 units (12 images not read; first: a.png: truncated)``;
-        None if nothing was skipped. A unit is a loader's readable piece (a file, or a part of one)."""
+    def summary(self, limit: int = SUMMARY_FILES) -> str | None:
+        """What was skipped, None if nothing was: a line such as ``skipped 3 of 1000 units (12
+        images not read):``, then one indented ``file: reason`` line per skipped unit, the first
+        ``limit`` of them and a count of the rest. A unit is a loader's readable piece (a file,
+        or a part of one)."""
         if not self.skipped:
             return None
-        path, reason = self.skipped[0]
         images = f"{self.skipped_images} image{'' if self.skipped_images == 1 else 's'} not read"
         if not self.skipped_unsized:
             lost = images
@@ -85,7 +89,11 @@ class SkipReport:
             lost = f"at least {images}"
         else:
             lost = "images not read: count unknown"
-        return f"skipped {len(self.skipped)} of {self.read + len(self.skipped)} units ({lost}; first: {path}: {reason})"
+        lines = [f"skipped {len(self.skipped)} of {self.read + len(self.skipped)} units ({lost}):"]
+        lines += [f"  {path}: {reason}" for path, reason in self.skipped[:limit]]
+        if len(self.skipped) > limit:
+            lines.append(f"  ... and {len(self.skipped) - limit} more")
+        return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------
@@ -95,6 +103,14 @@ def _unit_error(unit: Unit, reason: str) -> DataError:
     error = DataError(f"{unit.path}: {reason}")
     error.reason = reason  # type: ignore[attr-defined]  # the message without the path, for SkipReport
     return error
+
+
+def _without_path(message: str, path: Path) -> str:
+    """``message`` less a leading ``"PATH: "`` (or ``"NAME: "``): SkipReport prints the path itself."""
+    for prefix in (f"{path}: ", f"{path.name}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
 
 
 def read_unit_checked(loader: DatasetLoader, unit: Unit) -> LabelledImages:
@@ -115,7 +131,7 @@ def read_unit_checked(loader: DatasetLoader, unit: Unit) -> LabelledImages:
     except DataError as exc:
         message = str(exc)
         if str(unit.path) in message or unit.path.name in message:
-            exc.reason = message  # type: ignore[attr-defined]
+            exc.reason = _without_path(message, unit.path)  # type: ignore[attr-defined]
             raise
         raise _unit_error(unit, message) from exc
     except _FILE_ERRORS as exc:

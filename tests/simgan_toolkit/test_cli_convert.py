@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,12 +57,13 @@ def test_convert_options_kind_and_skip_bad(cli, tmp_path, npz):
             "--option", "width=5", "--kind", "synthetic", "--no-progress"]
     code, _, err = cli(*args)
     assert code == 2 and err.count("\n") == 1 and "u01.npz" in err and "Traceback" not in err
-    with pytest.warns(SkippedFilesWarning, match=r"skipped 1 of 3 units \(images not read: count unknown; first: .*u01\.npz: "):
+    with pytest.warns(SkippedFilesWarning, match=r"skipped 1 of 3 units \(images not read: count unknown\):\n  \S+u01\.npz: "):
         code, stdout, err = cli(*args, "--skip-bad")
     assert code == 0, err
     assert "converted 2 images from 2 files (npz, 1 skipped)" in stdout
     attrs = read_attrs(out)
     assert (attrs["kind"], attrs["skipped_files"], attrs["count"]) == ("synthetic", 1, 2)
+    assert [path for path, _ in json.loads(attrs["skipped"])] == [str(tmp_path / "ds" / "u01.npz")]
     assert read_images_h5(out).images.shape == (2, 3, 4, 5)
 
 

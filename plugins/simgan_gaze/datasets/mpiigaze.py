@@ -89,10 +89,12 @@ class DayInfo:
     Attributes:
         person: person id (``p07`` -> 7).
         samples: ``(frame name, side)`` pairs in list order, or None for every sample.
+        list_file: the evaluation list the samples come from (None for every sample).
     """
 
     person: int
     samples: tuple[tuple[str, str], ...] | None = None
+    list_file: Path | None = None
 
 
 def _field(struct: Any, name: str, where: str, path: Path) -> Any:
@@ -261,9 +263,8 @@ class MPIIGazeLoader(EyeCropLoader):
         chosen = [i for i in sorted(found) if (self.persons is None or i in self.persons) and i not in self.exclude_persons]
         return [(i, found[i]) for i in chosen]
 
-    def _evaluation_samples(self, lists: Path, person_dir: Path) -> dict[str, list[tuple[str, str]]]:
-        """Day name -> ``(frame, side)`` pairs of the person's evaluation list, in list order."""
-        list_file = lists / f"{person_dir.name}.txt"
+    def _evaluation_samples(self, list_file: Path) -> dict[str, list[tuple[str, str]]]:
+        """Day name -> ``(frame, side)`` pairs of a person's evaluation list ``pXX.txt``, in list order."""
         if not list_file.is_file():
             raise DataError(f"{list_file}: evaluation list missing (split='evaluation' needs "
                             f"'{EVALUATION_LISTS}/pXX.txt' next to Data/)")
@@ -292,21 +293,26 @@ class MPIIGazeLoader(EyeCropLoader):
             if self.split == "all":
                 units += [Unit(f"{person_dir.name}/{p.stem}", p, DayInfo(person)) for p in day_files]
                 continue
-            listed = self._evaluation_samples(mpiigaze_root / EVALUATION_LISTS, person_dir)
+            list_file = mpiigaze_root / EVALUATION_LISTS / f"{person_dir.name}.txt"
+            listed = self._evaluation_samples(list_file)
             by_name = {p.stem: p for p in day_files}
             for day in sorted(listed, key=lambda d: int(d[3:])):
                 samples = tuple(s for s in listed[day] if s[1] in self.sides)
                 if day not in by_name:
-                    raise DataError(f"{mpiigaze_root / EVALUATION_LISTS / (person_dir.name + '.txt')}: lists "
-                                    f"{day} but {person_dir / (day + '.mat')} does not exist")
+                    raise DataError(f"{list_file}: lists {day} but {person_dir / (day + '.mat')} does not exist")
                 if samples:
-                    units.append(Unit(f"{person_dir.name}/{day}", by_name[day], DayInfo(person, samples)))
+                    units.append(Unit(f"{person_dir.name}/{day}", by_name[day], DayInfo(person, samples, list_file)))
         return units
 
     def unit_size(self, unit: Unit) -> int | None:
         """The evaluation split's listed samples; None for a whole day (its size is in the file)."""
         samples = unit.info.samples
         return None if samples is None else len(samples)
+
+    def unit_files(self, unit: Unit) -> list[Path]:
+        """The day file, and for the evaluation split the list that picks its samples."""
+        list_file = unit.info.list_file
+        return [unit.path] if list_file is None else [unit.path, list_file]
 
     # --- reading --------------------------------------------------------------------------
     def _selection(self, unit: Unit, names: list[str] | None, n: int) -> list[tuple[str, int]]:

@@ -352,3 +352,7 @@ class UnityEyesLoader(EyeCropLoader):
 
     def unit_size(self, unit: Unit) -> int:
         return 1
+
+    def unit_files(self, unit: Unit) -> list[Path]:
+        """``N.json`` and its ``N.jpg``."""
+        return [unit.path, unit.path.with_suffix(".jpg")]

@@ -202,6 +202,29 @@ def test_roots_and_detection(dataset: Path, tmp_path: Path) -> None:
         NYUHandLoader(kinect=2).units(dataset / "train")
 
 
+def test_split_messages_name_the_split_folders_present(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"holds the NYU split folders train/ and test/; set the option split to 'train' or 'test'"):
+        NYUHandLoader().units(dataset)
+    only_train = tmp_path / "dataset"
+    shutil.copytree(dataset / "train", only_train / "train")
+    with pytest.raises(DataError, match=r"holds the NYU split folder train/; set the option split to 'train'$"):
+        NYUHandLoader().units(only_train)
+    with pytest.raises(DataError, match=r"test: missing joint_data.mat \(\S+ holds only train/\)"):
+        NYUHandLoader(split="test").units(only_train)
+
+
+def test_unit_files_are_the_pngs_read_and_joint_data(dataset: Path) -> None:
+    train = dataset / "train"
+    names = {
+        "depth": ["depth_1_0000002.png", "synthdepth_1_0000002.png", "joint_data.mat"],
+        "synthdepth": ["synthdepth_1_0000002.png", "joint_data.mat"],
+        "unmasked": ["depth_1_0000002.png", "joint_data.mat"],
+    }
+    loaders = {"depth": NYUHandLoader(), "synthdepth": NYUHandLoader(kind="synthdepth"), "unmasked": NYUHandLoader(mask="none")}
+    for kind, loader in loaders.items():
+        assert loader.unit_files(loader.units(train)[1]) == [train / name for name in names[kind]], kind
+
+
 def test_options_are_checked() -> None:
     for bad in ({"kind": "rgb"}, {"mask": "bbox"}, {"kinect": 4}, {"split": "val"}, {"cube_mm": 0}, {"centre": "x"}):
         with pytest.raises(ConfigError):
@@ -412,6 +435,21 @@ def test_bad_joint_data(train_copy: Path) -> None:
             NYUHandLoader().units(train_copy)
     (train_copy / "joint_data.mat").write_bytes(b"not a mat file at all")
     with pytest.raises(DataError, match="joint_data.mat"):
+        NYUHandLoader().units(train_copy)
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.99])
+def test_truncated_joint_data_says_truncated(train_copy: Path, keep: float) -> None:
+    """Cut anywhere, even inside a variable scipy would skip, the file is reported as truncated,
+    never as missing a variable."""
+    write_joint_data(train_copy, fabricate_xyz(CENTRES_UP))
+    path = train_copy / "joint_data.mat"
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(DataError, match=r"joint_data.mat: truncated or damaged \(a data element at byte \d+ needs"):
+        NYUHandLoader().units(train_copy)
+    path.write_bytes(data[:128])  # the header alone
+    with pytest.raises(DataError, match="holds no variables"):
         NYUHandLoader().units(train_copy)
 
 

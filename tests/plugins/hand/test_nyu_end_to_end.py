@@ -130,6 +130,24 @@ def test_convert_nyu_train_depth_and_synthdepth(cli, dataset, tmp_path):
     np.testing.assert_allclose(forearm.numpy(), [(FOREARM_MM - c[2]) / 150 for c in TRAIN_CENTRES], atol=1e-6)
 
 
+def test_convert_again_after_joint_data_was_replaced(cli, dataset, tmp_path):
+    """Every frame reads the split's joint_data.mat: a new one under the same name makes the
+    finished file out of date (not "already converted" with the old labels)."""
+    train = tmp_path / "train"
+    write_split(train, TRAIN_CENTRES[:1])
+    out = tmp_path / "t.h5"
+    assert cli("convert", train, out, "--no-progress")[0] == 0
+    old = read_images_h5(out).labels["joints_xyz"]
+    joints = train / "joint_data.mat"
+    xyz = fabricate_xyz(TRAIN_CENTRES[:1]) + [0.0, 0.0, 10.0]  # the whole hand 10 mm further away
+    scipy.io.savemat(joints, {"joint_xyz": xyz})
+    code, stdout, err = cli("convert", train, out, "--no-progress")
+    assert code == 0, err
+    assert stdout.startswith(f"{out} is out of date: {joints} changed (size ")
+    new = read_images_h5(out).labels["joints_xyz"]
+    np.testing.assert_allclose((new - old)[..., 2].numpy(), 10.0, atol=1e-4)
+
+
 # --- run --------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_smoke_hand_run_reads_nyu(cli, dataset, tmp_path):

@@ -7,6 +7,7 @@ so every comparison is exact.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from typing import ClassVar
 
@@ -136,7 +137,7 @@ def test_skip_bad_counts_warns_and_keeps_the_rest(tmp_path, npz):
     expected = npz.write(tmp_path / "ds", COUNTS)
     bad = tmp_path / "ds" / "u01.npz"
     bad.write_bytes(b"garbage")
-    with pytest.warns(SkippedFilesWarning, match=r"^skipped 1 of 3 units \(images not read: count unknown; first: .*u01\.npz: cannot read"):
+    with pytest.warns(SkippedFilesWarning, match=r"^skipped 1 of 3 units \(images not read: count unknown\):\n  \S+u01\.npz: cannot read"):
         data, report = read_dataset(npz.Loader(), tmp_path / "ds", skip_bad=True, **_quiet())
     _same(data, LabelledImages(torch.cat([expected.images[:2], expected.images[5:]]), {"y": torch.cat([expected.labels["y"][:2], expected.labels["y"][5:]])}))
     assert report.read == 2 and report.images == 3
@@ -328,8 +329,114 @@ def test_resume_after_the_files_changed_refuses(tmp_path, npz):
     with pytest.raises(KeyboardInterrupt):
         _convert(loader, tmp_path / "ds", tmp_path / "d.h5")
     (tmp_path / "ds" / "u01.npz").unlink()
-    with pytest.raises(DataError, match="changed since the interrupted conversion"):
+    with pytest.raises(DataError, match=r"changed since the interrupted conversion began \(\S+u01\.npz is gone\).*--restart"):
         _convert(npz.Loader(), tmp_path / "ds", tmp_path / "d.h5")
+
+
+def _interrupt_at(npz, root, key: str, out):
+    """Convert ``root`` one unit per save, interrupted when unit ``key`` is read."""
+    loader = npz.Loader()
+    loader.interrupt_at = key
+    with pytest.raises(KeyboardInterrupt):
+        _convert(loader, root, out, batch_units=1)
+
+
+def _rewrite(npz, root, key: str, value: int, n: int = 1):
+    """Unit ``key`` rewritten with ``n`` images of ``value``; its modification time moved 2 s on,
+    so the change shows on file systems with coarse timestamps too."""
+    path = npz.unit(root, key, np.full((n, 1, 12, 16), value, np.uint8))
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+    return path
+
+
+def test_resume_after_new_files_beyond_the_resume_point_refuses(tmp_path, npz):
+    """Files added after the interruption would mix two unit lists in one file."""
+    npz.write(tmp_path / "ds", SEVEN)
+    _interrupt_at(npz, tmp_path / "ds", "u03", tmp_path / "d.h5")
+    added = _rewrite(npz, tmp_path / "ds", "u09", 5)
+    with pytest.raises(DataError) as err:
+        _convert(npz.Loader(), tmp_path / "ds", tmp_path / "d.h5")
+    assert f"({added} is new)" in str(err.value) and "--restart" in str(err.value)
+    assert (tmp_path / "d.h5.partial").exists() and not (tmp_path / "d.h5").exists()
+
+
+def test_resume_after_a_converted_file_changed_refuses_naming_it(tmp_path, npz):
+    npz.write(tmp_path / "ds", SEVEN)
+    _interrupt_at(npz, tmp_path / "ds", "u03", tmp_path / "d.h5")
+    replaced = _rewrite(npz, tmp_path / "ds", "u01", 9)  # same name, same size: only the time differs
+    with pytest.raises(DataError) as err:
+        _convert(npz.Loader(), tmp_path / "ds", tmp_path / "d.h5")
+    message = str(err.value)
+    assert f"{replaced} changed (" in message and "since it was converted (3 of 7 units are done)" in message
+    assert "--restart" in message
+    _convert(npz.Loader(), tmp_path / "ds", tmp_path / "d.h5", resume=False)
+    assert bool((read_images_h5(tmp_path / "d.h5").images[2] == 9 / 127.5 - 1).all())
+
+
+def test_resume_reads_a_file_not_yet_converted_as_it_is_now(tmp_path, npz):
+    """A bad file repaired after the conversion stopped on it: the rerun continues and reads it,
+    and once converted it is watched like the others (a second interruption resumes too)."""
+    expected = npz.write(tmp_path / "ds", SEVEN)
+    bad = tmp_path / "ds" / "u03.npz"
+    good = bad.read_bytes()
+    bad.write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"u03\.npz"):
+        _convert(npz.Loader(), tmp_path / "ds", tmp_path / "d.h5", batch_units=1)
+    bad.write_bytes(good)
+    _interrupt_at(npz, tmp_path / "ds", "u05", tmp_path / "d.h5")
+    reader = npz.Loader()
+    _convert(reader, tmp_path / "ds", tmp_path / "d.h5", batch_units=1)
+    assert reader.reads == ["u05", "u06"]
+    _same(read_images_h5(tmp_path / "d.h5"), expected)
+
+
+def test_a_finished_conversion_of_replaced_files_is_converted_again(tmp_path, npz):
+    npz.write(tmp_path / "ds", COUNTS)
+    out = tmp_path / "d.h5"
+    _convert(npz.Loader(), tmp_path / "ds", out)
+    replaced = _rewrite(npz, tmp_path / "ds", "u01", 200, n=3)
+    notes: list[str] = []
+    report = convert_dataset(npz.Loader(), tmp_path / "ds", out, progress=False, say=notes.append)
+    assert not report.already_converted and len(notes) == 1
+    assert notes[0].startswith(f"{out} is out of date: {replaced} changed (") and "will be replaced" in notes[0]
+    assert bool((read_images_h5(out).images[2:5] == 200 / 127.5 - 1).all())  # the new labels and images
+    again: list[str] = []
+    assert convert_dataset(npz.Loader(), tmp_path / "ds", out, progress=False, say=again.append).already_converted
+
+
+def test_a_shared_file_listed_by_unit_files_is_watched_too(tmp_path, npz):
+    """A loader whose every unit also reads a shared file (an index, a label file)."""
+    npz.write(tmp_path / "ds", COUNTS)
+    shared = tmp_path / "ds" / "labels.txt"
+    shared.write_text("v1")
+
+    class WithIndex(npz.Loader):
+        def unit_files(self, unit):
+            return [unit.path, unit.path.parent / "labels.txt"]
+
+    out = tmp_path / "d.h5"
+    _convert(WithIndex(), tmp_path / "ds", out)
+    with h5py.File(out) as f:
+        assert convert_module._read_table(f)[str(shared)] == (2, shared.stat().st_mtime_ns)
+    shared.write_text("v22")
+    notes: list[str] = []
+    convert_dataset(WithIndex(), tmp_path / "ds", out, progress=False, say=notes.append)
+    assert f"out of date: {shared} changed (size 2 -> 3 bytes, modified " in notes[0]
+
+
+def test_skipped_files_are_stored_by_name(tmp_path, npz):
+    npz.write(tmp_path / "ds", COUNTS)
+    for key in ("u00", "u02"):
+        (tmp_path / "ds" / f"{key}.npz").write_bytes(b"garbage")
+    out = tmp_path / "d.h5"
+    with pytest.warns(SkippedFilesWarning):
+        _convert(npz.Loader(), tmp_path / "ds", out, skip_bad=True)
+    attrs = read_attrs(out)
+    names = [str(tmp_path / "ds" / f"{key}.npz") for key in ("u00", "u02")]
+    assert attrs["skipped_files"] == 2 and [p for p, _ in json.loads(attrs["skipped"])] == names
+    report = _convert(npz.Loader(), tmp_path / "ds", out, skip_bad=True)
+    assert report.already_converted and [p for p, _ in report.skipped] == names and report.read == 1
 
 
 def test_stale_partial_without_record_starts_over(tmp_path, npz):
@@ -380,14 +487,29 @@ def test_interrupt_inside_a_save_never_writes_rows_twice(tmp_path, npz, monkeypa
     _same(read_images_h5(out), expected)
 
 
-def test_fingerprint_has_one_definition():
-    from simgan_toolkit.data.convert import _fingerprint, _KeyHasher
+def test_summary_names_the_first_ten_skipped_files_and_counts_the_rest():
+    report = SkipReport(read=5)
+    for i in range(12):
+        report.add_skip(f"d/{i}.png", f"bad {i}", 1)
+    lines = report.summary().splitlines()
+    assert lines[0] == "skipped 12 of 17 units (12 images not read):"
+    assert lines[1:11] == [f"  d/{i}.png: bad {i}" for i in range(10)] and lines[11] == "  ... and 2 more"
+    assert report.summary(limit=12).splitlines()[-1] == "  d/11.png: bad 11"
 
-    keys = [f"k{i}" for i in range(7)]
-    hasher = _KeyHasher(keys)
-    for n in (0, 3, 3, 7, 2, 5):  # growing, repeated and shrinking prefixes
-        assert hasher.upto(n) == _fingerprint(keys[:n])
-    assert _fingerprint([]) != _fingerprint(["a"]) != _fingerprint(["a", "b"])
+
+def test_a_loader_error_naming_the_file_is_not_prefixed_with_it_twice(tmp_path, npz):
+    npz.write(tmp_path / "ds", COUNTS)
+
+    class Naming(npz.Loader):
+        def read_unit(self, unit):
+            if unit.key == "u01":
+                raise DataError(f"{unit.path}: field 'x' missing")
+            return super().read_unit(unit)
+
+    with pytest.warns(SkippedFilesWarning) as caught:
+        _, report = read_dataset(Naming(), tmp_path / "ds", skip_bad=True, **_quiet())
+    assert report.skipped == [(str(tmp_path / "ds" / "u01.npz"), "field 'x' missing")]
+    assert str(caught[0].message).count("u01.npz") == 1
 
 
 def test_rerun_of_a_complete_conversion_does_nothing(tmp_path, npz):
@@ -414,7 +536,8 @@ def test_rerun_of_a_complete_conversion_does_nothing(tmp_path, npz):
     notes.clear()
     report = convert_dataset(npz.Loader(), tmp_path / "ds", out, progress=False, say=notes.append)
     assert not report.already_converted and report.images == 7
-    assert any("will be replaced" in n for n in notes)
+    assert notes == [f"{out} is out of date: {tmp_path / 'ds' / 'u03.npz'} is new since it was converted; "
+                     "it will be replaced once this conversion completes"]
     _same(read_images_h5(out).subset(slice(0, 6)), expected)
     reader = npz.Loader()
     report = _convert(reader, tmp_path / "ds", out, resume=False)
@@ -468,10 +591,10 @@ def test_summary_counts_units_and_the_images_lost_when_known(tmp_path, npz):
 
     (tmp_path / "ds" / "u01.npz").write_bytes(b"junk")
     (tmp_path / "ds" / "u02.npz").write_bytes(b"junk")
-    with pytest.warns(SkippedFilesWarning, match=r"^skipped 2 of 4 units \(4 images not read; first: .*u01\.npz: "):
+    with pytest.warns(SkippedFilesWarning, match=r"^skipped 2 of 4 units \(4 images not read\):\n  \S+u01\.npz: .*\n  \S+u02\.npz: "):
         _, report = read_dataset(Sized(), tmp_path / "ds", skip_bad=True, **_quiet())
     assert (report.skipped_images, report.skipped_unsized) == (4, 0)
     Sized.sizes = {"u00": 2, "u01": 3, "u02": None, "u03": 4}
-    with pytest.warns(SkippedFilesWarning, match=r"skipped 2 of 4 units \(at least 3 images not read; first"):
+    with pytest.warns(SkippedFilesWarning, match=r"skipped 2 of 4 units \(at least 3 images not read\):"):
         report = _convert(Sized(), tmp_path / "ds", tmp_path / "d.h5", skip_bad=True, batch_units=1)
     assert (report.skipped_images, report.skipped_unsized, report.images) == (3, 1, 6)

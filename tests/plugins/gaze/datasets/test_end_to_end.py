@@ -199,7 +199,7 @@ def test_truncated_jpeg_stops_the_conversion_unless_skip_bad(cli, unityeyes, tmp
     assert str(jpg) in err and "truncated" in err
     assert not out.exists()
     # Rerun with --skip-bad: continues after frames 1, 2 and skips 3, counting it.
-    with pytest.warns(SkippedFilesWarning, match=r"skipped 1 of 4 (files|units) \(.*first: \S+3\.json: \S+3\.jpg: not a complete JPEG"):
+    with pytest.warns(SkippedFilesWarning, match=r"skipped 1 of 4 units \(1 image not read\):\n  \S+3\.json: \S+3\.jpg: not a complete JPEG"):
         code, stdout, err = cli("convert", unityeyes, out, "--skip-bad", "--no-progress")
     assert code == 0, err
     assert stdout.splitlines() == [
@@ -208,6 +208,7 @@ def test_truncated_jpeg_stops_the_conversion_unless_skip_bad(cli, unityeyes, tmp
     ]
     attrs = read_attrs(out)
     assert (attrs["count"], attrs["skipped_files"]) == (3, 1)
+    assert [path for path, _ in json.loads(attrs["skipped"])] == [str(unityeyes / "imgs" / "3.json")]
     loader = UnityEyesLoader()
     good = [loader.read_unit(u) for u in loader.units(unityeyes) if u.key != "3"]
     assert torch.equal(read_images_h5(out).images, torch.cat([g.images for g in good]))

@@ -260,3 +260,12 @@ def test_unit_size_is_known_for_the_evaluation_split(tmp_path, write_mpiigaze_da
     assert MPIIGazeLoader().unit_size(MPIIGazeLoader().units(tmp_path)[0]) is None
     loader = MPIIGazeLoader(split="evaluation", eyes="right")
     assert loader.unit_size(loader.units(tmp_path)[0]) == 2
+
+
+def test_unit_files_add_the_evaluation_list(tmp_path, write_mpiigaze_day, write_evaluation_list):
+    """``simgan convert`` watches these files: a new evaluation list changes the samples of a day."""
+    day = write_mpiigaze_day(tmp_path, 0, 1, n=3)
+    lists = write_evaluation_list(tmp_path, 0, ["day01/0001.jpg left"])
+    assert MPIIGazeLoader().unit_files(MPIIGazeLoader().units(tmp_path)[0]) == [day]
+    loader = MPIIGazeLoader(split="evaluation")
+    assert loader.unit_files(loader.units(tmp_path)[0]) == [day, lists]

@@ -227,3 +227,10 @@ def test_rgb_option_must_be_a_bool():
 
     with pytest.raises(ConfigError, match="rgb must be true or false, got 'false'"):
         UnityEyesLoader(rgb="false")
+
+
+def test_unit_files_are_the_json_and_its_jpeg(tmp_path, write_unityeyes):
+    """``simgan convert`` watches both: a re-rendered JPEG under the same name changes the crop."""
+    path = write_unityeyes(tmp_path / "imgs", 1)
+    loader = UnityEyesLoader()
+    assert loader.unit_files(loader.units(tmp_path)[0]) == [path, path.with_suffix(".jpg")]
