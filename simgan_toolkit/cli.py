@@ -41,15 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     ref = sub.add_parser("refine", help="apply a trained refiner checkpoint to an HDF5 file of synthetic images")
     ref.add_argument("--checkpoint", required=True, help="trainer checkpoint (RUN/checkpoints/last.pt)")
     ref.add_argument("--input", required=True, help="toolkit HDF5 file of synthetic images")
-    ref.add_argument("--output", required=True, help="HDF5 file to write (labels carried over)")
+    ref.add_argument("--output", required=True, help="HDF5 file to write (labels carried over); never the input file")
+    ref.add_argument("--overwrite", action="store_true", help="replace --output if it exists (without it, an existing file is refused)")
     ref.add_argument("--device", default="auto")
-    ref.add_argument("--batch-size", type=int, default=512)
+    ref.add_argument("--batch-size", type=int, default=512, help="images per batch, at least 1 (default: %(default)s)")
     ref.add_argument("--seed", type=int, default=0, help="seed of the refiner's noise inputs, if it has any")
     ref.add_argument("--no-progress", action="store_true")
     conv = sub.add_parser(
         "convert", help="convert a dataset on disk (UnityEyes, MPIIGaze, NYU Hand, ...) into a toolkit HDF5 file",
         description="Convert a dataset into a toolkit HDF5 file. The file appears only when complete; an interrupted "
-                    "conversion continues when the same command is run again.",
+                    "conversion continues when the same command is run again, unless a file it already converted "
+                    "changed (size or modification time). A finished one is redone only if a source file changed.",
     )
     conv.add_argument("source", metavar="SRC", help="dataset folder (or file)")
     conv.add_argument("output", metavar="OUT.h5", help="HDF5 file to write")
@@ -58,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="option of the format's loader, e.g. --option rgb=true (repeatable; values parsed as TOML)")
     conv.add_argument("--kind", default="real", choices=["real", "synthetic"], help="what the images are, stored in the file (default: %(default)s)")
     conv.add_argument("--skip-bad", action="store_true", help="skip unreadable files (counted and reported) instead of stopping at the first")
-    conv.add_argument("--restart", action="store_true", help="discard an interrupted conversion of OUT.h5 and start over")
+    conv.add_argument("--restart", action="store_true", help="discard an interrupted conversion of OUT.h5 (or a finished one) and start over")
     conv.add_argument("--no-progress", action="store_true")
     sub.add_parser("plugins", help="list registered tasks, networks, feature transforms, losses, estimators and dataset formats")
     return parser
@@ -86,8 +88,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--resume needs --out DIR: the run folder to continue")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("runs") / f"{task_name}-{args.profile}-{stamp}"
-    if args.resume and not (out / "config.json").exists():
-        raise ConfigError(f"--resume: {str(out)!r} holds no run (no config.json)")
+    args.out = str(out)  # the Ctrl-C hint in main() names the folder actually used
+    # The run folder is checked (file in the way, other files, not writable, resume) by the
+    # pipeline before its first stage.
     from simgan_toolkit.pipeline import run_pipeline  # heavy (torchvision): only once the config is valid
 
     run_pipeline(config, out, registry, resume=args.resume, progress=not args.no_progress)
@@ -101,7 +104,7 @@ def _cmd_refine(args: argparse.Namespace) -> int:
 
     n = refine_h5(
         args.checkpoint, args.input, args.output, get_registry(), device=resolve_device(args.device),
-        batch_size=args.batch_size, seed=args.seed, progress=not args.no_progress,
+        batch_size=args.batch_size, seed=args.seed, progress=not args.no_progress, overwrite=args.overwrite,
     )
     print(f"refined {n} images -> {args.output}")
     return 0
@@ -140,17 +143,32 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from simgan_toolkit.plugin import get_plugin_manager
+    """List every registered component, then each plugin problem as a FAILED line (exit 2 if any).
 
-    manager = get_plugin_manager()
-    entries = manager.registry.entries()
+    Uses the unchecked registry: this command must keep working when two plugins register
+    one name, since it is where the user finds out which two.
+    """
+    from simgan_toolkit.errors import PluginError
+    from simgan_toolkit.plugin import PluginLoadWarning, get_plugin_manager
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginLoadWarning)  # reported below as FAILED lines instead
+        manager = get_plugin_manager()
+        entries = manager.unchecked_registry.entries()
     rows = [("kind", "name", "plugin", "description")] + [(e.kind, e.name, e.plugin, e.description) for e in entries]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
     print(f"\nplugins loaded: {', '.join(manager.plugin_names())}")
-    for name, message in manager.failures:
-        print(f"plugin {name!r} FAILED: {message}")
+    for message in manager.env_warnings:
+        print(f"warning: {message}", file=sys.stderr)
+    problems = manager.problems()
+    for problem in problems:
+        print(f"FAILED: {problem}")
+    if len(problems) == 1:
+        raise PluginError(problems[0])
+    if problems:
+        raise PluginError(f"{len(problems)} plugin problems: see the FAILED lines above")
     return 0
 
 
@@ -168,7 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "convert":
             hint = " (run the same command again to continue)"
         else:
-            hint = f" (continue with --resume --out {args.out})" if getattr(args, "out", None) else ""
+            # Only a folder holding a run can be resumed (Ctrl-C during the simulate stage of a
+            # new run leaves none).
+            out = getattr(args, "out", None)
+            hint = f" (continue with --resume --out {out})" if out and (Path(out) / "config.json").is_file() else ""
         print(f"simgan: interrupted{hint}", file=sys.stderr)
         return 130
 
