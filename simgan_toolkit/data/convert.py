@@ -6,37 +6,41 @@ last saved unit. A rerun after a complete conversion of the same input does noth
 
 "The same input" is judged by content, not only by names: both files hold the size and
 modification time of every source file (:meth:`DatasetLoader.unit_files`) in their
-``source_files`` group. A resume is refused when a file already converted changed, or when the
-list of units changed at all; a finished file made from other versions of the files is converted
-again.
+``source_files`` group (:mod:`simgan_toolkit.data.source_files`). A resume is refused when a file
+already converted changed, or when the list of units changed at all; a finished file made from
+other versions of the files is converted again.
+
+Units are read through :func:`~simgan_toolkit.data.reading.iter_units`, the read-or-skip path
+``read_dataset`` and ``sample_dataset`` use too; :func:`convert_dataset` runs the steps
+``_plan`` (already converted, resume or start), ``_write_units`` (the batched write loop) and
+``_finish`` (move into place).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from simgan_toolkit.data.hdf5 import WriteGuard, _attr_value, append_rows, init_layout, set_attrs
+from simgan_toolkit.data.hdf5 import WriteGuard, append_rows, attr_value, init_layout, set_attrs
 from simgan_toolkit.data.formats import is_toolkit_h5
-from simgan_toolkit.data.loader import DatasetLoader, Unit
-from simgan_toolkit.data.reading import (
-    SkipReport,
-    _listed_units,
-    _reason,
-    _unit_size,
-    _warn_skipped,
-    read_unit_checked,
+from simgan_toolkit.data.loader import DatasetLoader
+from simgan_toolkit.data.reading import SkipReport, UnitRead, check_not_empty, iter_units, warn_skipped
+from simgan_toolkit.data.source_files import (
+    FileTable,
+    SourceSnapshot,
+    describe_change,
+    read_table,
+    unit_paths,
+    write_table,
 )
 from simgan_toolkit.errors import DataError
 from simgan_toolkit.io import atomic_path, check_output_file, remove_stale_temp_files, write_error
@@ -48,105 +52,6 @@ _FLUSH_IMAGES = 4096
 
 def _partial_paths(out: Path) -> tuple[Path, Path]:
     return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
-
-
-#: Group of a converted (or partial) file that lists its source files: ``path`` (the paths,
-#: UTF-8, NUL-separated), ``size`` and ``mtime_ns`` (int64; -1 for a file that was missing).
-SOURCE_FILES = "source_files"
-#: Stats of a file that does not exist.
-_MISSING = (-1, -1)
-
-#: Source file path -> (size in bytes, modification time in ns), in the order the units use them.
-FileTable = dict[str, tuple[int, int]]
-
-
-def _stat(path: str) -> tuple[int, int]:
-    try:
-        st = os.stat(path)
-    except OSError:  # missing (or unreachable): a unit that reads it fails, and that is its error
-        return _MISSING
-    return st.st_size, st.st_mtime_ns
-
-
-def _unit_paths(loader: DatasetLoader, units: Iterable[Unit]) -> dict[str, None]:
-    """The files the units read (:meth:`DatasetLoader.unit_files`), absolute, each once, in order."""
-    return {os.path.abspath(p): None for unit in units for p in loader.unit_files(unit)}
-
-
-def _file_table(loader: DatasetLoader, units: list[Unit]) -> FileTable:
-    """Size and modification time of every file the units read (a shared file is stat'ed once)."""
-    return {path: _stat(path) for path in _unit_paths(loader, units)}
-
-
-def _fingerprint(keys: list[str], table: FileTable) -> str:
-    """sha256 of the unit keys and of the file table: equal only for the same units of the same files."""
-    h = hashlib.sha256()
-    for key in keys:
-        h.update(key.encode("utf-8", "surrogateescape") + b"\n")
-    h.update(b"\0")
-    for path, (size, mtime) in table.items():
-        h.update(f"{path}\t{size}\t{mtime}\n".encode("utf-8", "surrogateescape"))
-    return h.hexdigest()
-
-
-def _write_table(f: h5py.File, table: FileTable) -> None:
-    """Store ``table`` in ``f`` (replacing a previous one), gzip-compressed: a dataset of a million
-    files would be a very large attribute."""
-    if SOURCE_FILES in f:
-        del f[SOURCE_FILES]
-    group = f.create_group(SOURCE_FILES)
-    names = "\0".join(table).encode("utf-8", "surrogateescape")
-    stats = np.asarray(list(table.values()), dtype=np.int64).reshape(-1, 2)
-    arrays = {"path": np.frombuffer(names, dtype=np.uint8), "size": stats[:, 0], "mtime_ns": stats[:, 1]}
-    for name, values in arrays.items():
-        group.create_dataset(name, data=values, **({"compression": "gzip"} if len(values) else {}))
-
-
-def _read_table(f: h5py.File) -> FileTable | None:
-    """The table :func:`_write_table` stored, or None if ``f`` has none (or a damaged one)."""
-    group = f.get(SOURCE_FILES)
-    try:
-        raw = bytes(group["path"][()]) if group is not None else None
-        sizes, mtimes = group["size"][()], group["mtime_ns"][()]  # type: ignore[index]
-    except (KeyError, OSError, TypeError, ValueError):
-        return None
-    paths = raw.decode("utf-8", "surrogateescape").split("\0") if raw else []
-    if not (len(paths) == len(sizes) == len(mtimes)):
-        return None
-    return {p: (int(s), int(m)) for p, s, m in zip(paths, sizes, mtimes)}
-
-
-def _when(mtime_ns: int, timespec: str) -> str:
-    return _dt.datetime.fromtimestamp(mtime_ns / 1e9).isoformat(sep=" ", timespec=timespec)
-
-
-def _file_change(path: str, old: tuple[int, int] | None, new: tuple[int, int] | None) -> str:
-    """One difference, e.g. ``/d/3.json changed (size 1200 -> 1187 bytes, modified ... -> ...)``."""
-    if old is None or old == _MISSING:
-        return f"{path} is new"
-    if new is None or new == _MISSING:
-        return f"{path} is gone"
-    parts = []
-    if old[0] != new[0]:
-        parts.append(f"size {old[0]} -> {new[0]} bytes")
-    if old[1] != new[1]:
-        before, after = _when(old[1], "seconds"), _when(new[1], "seconds")
-        if before == after:  # rewritten within the same second: show the fraction
-            before, after = _when(old[1], "microseconds"), _when(new[1], "microseconds")
-        parts.append(f"modified {before} -> {after}")
-    return f"{path} changed ({', '.join(parts)})"
-
-
-def _describe_change(old: FileTable, new: FileTable, among: Iterable[str] | None = None) -> str | None:
-    """The first file that differs between ``old`` and ``new`` (only those ``among``, if given),
-    and how many more do; None if none does."""
-    paths = list(among) if among is not None else [*new, *(p for p in old if p not in new)]
-    changed = [p for p in paths if old.get(p, _MISSING) != new.get(p, _MISSING)]
-    if not changed:
-        return None
-    first = _file_change(changed[0], old.get(changed[0]), new.get(changed[0]))
-    more = len(changed) - 1
-    return first + (f" (and {more} more file{'s' if more > 1 else ''})" if more else "")
 
 
 def _fsync(path: Path) -> None:
@@ -217,20 +122,8 @@ def _guarded_h5(path: Path, mode: str, refused: Callable[[OSError], DataError]) 
         raise refused(guard.error) from None
 
 
-class _Source:
-    """What a conversion reads: the units, their keys, and the size and time of their files now."""
-
-    def __init__(self, loader: DatasetLoader, root: Path) -> None:
-        self.loader = loader
-        self.units = _listed_units(loader, root)
-        self.keys = [u.key for u in self.units]
-        self.table = _file_table(loader, self.units)
-        self.keys_fingerprint = _fingerprint(self.keys, {})
-        self.fingerprint = _fingerprint(self.keys, self.table)
-
-
 def _resume_state(
-    partial: Path, record: Path, identity: dict[str, Any], source: _Source, say: Callable[[str], None]
+    partial: Path, record: Path, identity: dict[str, Any], source: SourceSnapshot, say: Callable[[str], None]
 ) -> dict[str, Any] | None:
     """The saved progress of an interrupted conversion of this very input, or None (start over).
 
@@ -260,7 +153,7 @@ def _resume_state(
     try:
         with h5py.File(partial, "r") as f:
             rows = int(f["images"].shape[0])
-            table = _read_table(f)
+            table = read_table(f)
     except (OSError, KeyError) as exc:
         say(f"starting over: {partial} is damaged ({exc})")
         _remove(partial, record)
@@ -279,7 +172,7 @@ def _resume_state(
     return state
 
 
-def _check_unchanged(partial: Path, root: str, source: _Source, table: FileTable, listed: str, done: int) -> None:
+def _check_unchanged(partial: Path, root: str, source: SourceSnapshot, table: FileTable, listed: str, done: int) -> None:
     """Refuse to resume when the unit list changed, or a file of the ``done`` units changed.
 
     Files of units not converted yet may change (e.g. a bad file repaired after the conversion
@@ -287,11 +180,11 @@ def _check_unchanged(partial: Path, root: str, source: _Source, table: FileTable
     """
     hint = "start over with --restart (resume=False)"
     if listed != source.keys_fingerprint:
-        change = _describe_change(table, source.table) or "the same files, listed as other units"
+        change = describe_change(table, source.table) or "the same files, listed as other units"
         raise DataError(f"{partial}: the files under {root!r} changed since the interrupted conversion began "
                         f"({change}); {hint}")
-    converted = _unit_paths(source.loader, source.units[:done])
-    change = _describe_change(table, source.table, among=converted)
+    converted = unit_paths(source.loader, source.units[:done])
+    change = describe_change(table, source.table, among=converted)
     if change:
         raise DataError(f"{partial}: {change} since it was converted ({done} of {len(source.units)} units are "
                         f"done); {hint}")
@@ -320,7 +213,7 @@ def _skipped_list(attrs: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _previous_output(
-    out: Path, identity: dict[str, Any], source: _Source, extra: dict[str, Any]
+    out: Path, identity: dict[str, Any], source: SourceSnapshot, extra: dict[str, Any]
 ) -> SkipReport | str | None:
     """What ``out`` is: its report if it is a complete conversion of exactly this input (and holds
     the ``extra`` attributes asked for, e.g. ``kind``); the first file added, removed or changed
@@ -331,10 +224,10 @@ def _previous_output(
         with h5py.File(out, "r") as f:
             attrs = {k: _plain(v) for k, v in f.attrs.items()}
             count = int(f["images"].shape[0])
-            table = _read_table(f)
+            table = read_table(f)
     except (OSError, KeyError):
         return None
-    if any(attrs.get(k) != _plain(_attr_value(v)) for k, v in extra.items()):
+    if any(attrs.get(k) != _plain(attr_value(v)) for k, v in extra.items()):
         return None
     want = _provenance(identity, source.fingerprint, len(source.units))
     got = {k: attrs.get(k) for k in want}
@@ -348,11 +241,11 @@ def _previous_output(
         return None
     if got != want:
         same_source = all(got[k] == want[k] for k in ("source_format", "source_root", "source_options"))
-        return _describe_change(table, source.table) if same_source else None
+        return describe_change(table, source.table) if same_source else None
     return SkipReport(skipped=_skipped_list(attrs), read=len(source.units) - skipped, images=count, already_converted=True)
 
 
-def _check_output(out: Path, identity: dict[str, Any], source: _Source, extra: dict[str, Any],
+def _check_output(out: Path, identity: dict[str, Any], source: SourceSnapshot, extra: dict[str, Any],
                   say: Callable[[str], None]) -> SkipReport | None:
     """The report of ``out`` if it already is this conversion (said so), else None (said what
     will happen to it)."""
@@ -366,6 +259,215 @@ def _check_output(out: Path, identity: dict[str, Any], source: _Source, extra: d
     else:
         say(f"{out} exists and will be replaced once this conversion completes")
     return None
+
+
+@dataclass
+class _Target:
+    """Where one conversion writes and what it records: the output, its partial file and progress
+    record beside it, the input's identity (compared on resume) and the final attributes."""
+
+    source: SourceSnapshot
+    out: Path
+    partial: Path
+    record: Path
+    identity: dict[str, Any]
+    #: The caller's ``attrs`` (over the defaults ``kind = "real"`` and ``value_range``).
+    attrs: dict[str, Any]
+
+    def refused(self, error: OSError) -> DataError:
+        """A write to the partial file failed: HDF5 may have left it inconsistent, so it goes."""
+        _remove(self.partial, self.record)
+        return DataError(f"{write_error(self.out, error)} (the incomplete conversion is removed; free some space "
+                         "and run the same command again)")
+
+
+def _identity(loader: DatasetLoader, root: Path, options: dict[str, Any] | None) -> dict[str, Any]:
+    """The input as the progress record holds it: format, root, options and shapes."""
+    # As the JSON record will hold them (tuples become lists), so a rerun compares equal.
+    options = json.loads(json.dumps(options or {}, default=str))
+    return {
+        "source_format": loader.name,
+        "source_root": str(root),
+        "source_options": options,
+        "image_shape": list(loader.image_shape),
+        "label_shapes": {k: list(v) for k, v in loader.label_shapes.items()},
+    }
+
+
+def _plan(target: _Target, resume: bool, say: Callable[[str], None]) -> SkipReport | dict[str, Any]:
+    """Decide what to do: the report of an output that already is this conversion (nothing to
+    do), else the progress to convert from: an interrupted conversion's (resumed) or a new,
+    empty partial file's.
+
+    Raises:
+        DataError: as :func:`_resume_state`, or the new partial file cannot be written.
+    """
+    out, partial, record, source = target.out, target.partial, target.record, target.source
+    if out.exists() and resume and not partial.exists() and not record.exists():
+        done_report = _check_output(out, target.identity, source, {"kind": "real", **target.attrs}, say)
+        if done_report is not None:
+            return done_report
+    elif out.exists():
+        say(f"{out} exists and will be replaced once this conversion completes")
+    state = _resume_state(partial, record, target.identity, source, say) if resume else None
+    if not resume:
+        _remove(partial, record)
+    if state is not None:
+        say(f"resuming {out}: {state['done']} of {len(source.units)} files already converted ({state['count']} images)")
+        return state
+    loader = source.loader
+    with _guarded_h5(partial, "w", target.refused) as (f, _):
+        init_layout(f, tuple(loader.image_shape), dict(loader.label_shapes), {"kind": "real", "value_range": [-1.0, 1.0]})
+    state = {**target.identity, "done": 0, "count": 0, "read": 0, "skipped": [], "skipped_images": 0,
+             "skipped_unsized": 0, "keys_fingerprint": source.keys_fingerprint}
+    _write_record(record, state)
+    return state
+
+
+@dataclass
+class _Batch:
+    """Units read since the last save (one :class:`UnitRead` each, appended in one step, so an
+    interrupt never leaves a unit half-counted). ``base`` is the saved ``done`` when the batch
+    began: a batch is committed at most once."""
+
+    base: int
+    units: list[UnitRead] = field(default_factory=list)
+    images: int = 0
+
+
+class _BatchWriter:
+    """Commits batches of units to the partial file and the progress record, transactionally.
+
+    A save writes the rows at the recorded row count, then the record, and only then moves the
+    in-memory ``state`` on (one ``dict.update``: the commit point), so a save interrupted at any
+    point and redone on the way out never writes a row twice.
+    """
+
+    def __init__(self, f: h5py.File, guard: WriteGuard, target: _Target, state: dict[str, Any]) -> None:
+        self.f, self.guard, self.target, self.state = f, guard, target, state
+        self.batch = _Batch(state["done"])
+
+    def add(self, outcome: UnitRead) -> None:
+        batch = self.batch
+        batch.units.append(outcome)
+        if outcome.data is not None:
+            batch.images += len(outcome.data)
+
+    def full(self, batch_units: int) -> bool:
+        return len(self.batch.units) >= batch_units or self.batch.images >= _FLUSH_IMAGES
+
+    def save(self) -> None:
+        """Commit the batch. Redoing an interrupted save rewrites the same rows in the same place."""
+        state = self.state
+        if self.batch.base != state["done"]:  # committed by a save interrupted just afterwards
+            self.batch = _Batch(state["done"])
+            return
+        entries = list(self.batch.units)
+        if not entries:
+            return
+        parts = [o.data for o in entries if o.data is not None]
+        tally = SkipReport()
+        for outcome in entries:
+            tally.count(outcome)
+        count = state["count"]
+        if parts:
+            images = torch.cat([p.images for p in parts])
+            labels = {k: torch.cat([p.labels[k] for p in parts]) for k in parts[0].labels}
+            count = append_rows(self.f, state["count"], images, labels, self.target.partial)  # resizes to exactly count + n
+            self.f.flush()
+        if self.guard.error is not None:  # the rows may not be on disk: never record them
+            raise write_error(self.target.out, self.guard.error)
+        done = state["done"] + len(entries)
+        new = {
+            **state, "done": done, "count": count, "read": state["read"] + tally.read,
+            "skipped": state["skipped"] + [[path, reason] for path, reason in tally.skipped],
+            "skipped_images": state["skipped_images"] + tally.skipped_images,
+            "skipped_unsized": state["skipped_unsized"] + tally.skipped_unsized,
+        }
+        _write_record(self.target.record, new)
+        state.update(new)  # one C call: the commit point
+        self.batch = _Batch(done)
+
+
+def _cut_rows(f: h5py.File, count: int) -> None:
+    """Resize ``/images`` and every ``/labels/<name>`` of ``f`` to exactly ``count`` rows."""
+    for ds in [f["images"], *f["labels"].values()]:
+        ds.resize(count, axis=0)
+
+
+def _write_units(
+    target: _Target, state: dict[str, Any], *, skip_bad: bool, batch_units: int, progress: bool
+) -> SkipReport:
+    """Convert the units not done yet into the partial file, saving every ``batch_units`` units
+    (and before any error propagates, Ctrl-C included); then the final attributes. ``state`` is
+    updated as batches are saved.
+
+    Returns:
+        The skip report of the whole conversion (across resumed runs).
+    """
+    loader, units = target.source.loader, target.source.units
+    with _guarded_h5(target.partial, "r+", target.refused) as (f, guard):
+        _cut_rows(f, state["count"])  # rows past the record: written just before a crash, never recorded
+        # The files as they are now: those of the units converted are unchanged (checked on
+        # resume), those of the units still to read may have changed (e.g. a repaired bad file).
+        write_table(f, target.source.table)
+        writer = _BatchWriter(f, guard, target, state)
+        bar = tqdm(total=len(units), initial=state["done"], desc=f"converting {loader.name}", unit="file", disable=not progress)
+        try:
+            for outcome in iter_units(loader, units[state["done"]:], skip_bad=skip_bad):
+                writer.add(outcome)
+                bar.update()
+                if writer.full(batch_units):
+                    writer.save()
+            writer.save()
+        except BaseException as exc:
+            # Keep the units finished before the failure (also on Ctrl-C): a rerun starts after them.
+            try:
+                writer.save()
+            except Exception:  # the original error matters more than a failed save
+                pass
+            if isinstance(exc, DataError) and guard.error is None:
+                skip = ", e.g. with --skip-bad" if hasattr(exc, "reason") else ""  # a unit's bad file
+                raise DataError(
+                    f"{exc} ({state['done']} of {len(units)} files converted so far are kept in {target.partial}; "
+                    f"rerun the same command to continue{skip})"
+                ) from None
+            raise
+        finally:
+            bar.close()
+        if state["count"]:
+            _write_final_attrs(f, target, state)
+    return _saved_report(state)
+
+
+def _saved_report(state: dict[str, Any]) -> SkipReport:
+    """The skip report the progress ``state`` holds (of every run of this conversion)."""
+    return SkipReport(
+        skipped=[(p, r) for p, r in state["skipped"]], read=state["read"], images=state["count"],
+        skipped_images=state["skipped_images"], skipped_unsized=state["skipped_unsized"],
+    )
+
+
+def _write_final_attrs(f: h5py.File, target: _Target, state: dict[str, Any]) -> None:
+    """Cut ``f`` to the saved rows and give it the attributes of a finished conversion."""
+    _cut_rows(f, state["count"])
+    set_attrs(f, {
+        "kind": "real", "value_range": [-1.0, 1.0], **target.attrs, "count": state["count"],
+        **_provenance(target.identity, target.source.fingerprint, len(target.source.units)),
+        "skipped_files": len(state["skipped"]), "skipped": json.dumps(state["skipped"]),
+    })
+
+
+def _finish(target: _Target, report: SkipReport) -> None:
+    """Move the complete partial file into place durably (fsync, rename, fsync the folder) and
+    drop the progress record; a conversion that gave no image is removed and an error."""
+    if report.images == 0:
+        _remove(target.partial, target.record)
+        check_not_empty(report, target.source.root, len(target.source.units))
+    _fsync(target.partial)
+    os.replace(target.partial, target.out)
+    _fsync(target.out.parent)
+    _remove(target.record)
 
 
 def convert_dataset(
@@ -407,6 +509,12 @@ def convert_dataset(
     ``report.already_converted``); otherwise it is replaced when the new conversion completes
     (it stays untouched until then; the note names a changed file).
 
+    The steps: check the output path, list the units (:func:`~simgan_toolkit.data.reading.list_units`),
+    decide (:func:`_plan`: already converted, resume or start), read and write the remaining
+    units (:func:`_write_units`, through :func:`~simgan_toolkit.data.reading.iter_units`, the
+    read-or-skip path :func:`~simgan_toolkit.data.reading.read_dataset` uses), move the file into
+    place (:func:`_finish`).
+
     Args:
         options: the loader's options, recorded as provenance and compared on resume.
         say: receives one-line notes (resuming, starting over, already converted, replacing).
@@ -424,140 +532,15 @@ def convert_dataset(
     out = Path(out_path)
     check_output_path(out, root)
     partial, record = _partial_paths(out)
-
-    def refused(error: OSError) -> DataError:
-        """A write to the partial file failed: HDF5 may have left it inconsistent, so it goes."""
-        _remove(partial, record)
-        return DataError(f"{write_error(out, error)} (the incomplete conversion is removed; free some space "
-                         "and run the same command again)")
-
-    source = _Source(loader, root)
+    source = SourceSnapshot(loader, root)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Progress-record writes killed before their rename (SIGKILL, power loss).
     remove_stale_temp_files(record.parent, target_name=record.name, recursive=False)
-    units = source.units
-    # As the JSON record will hold them (tuples become lists), so a rerun compares equal.
-    options = json.loads(json.dumps(options or {}, default=str))
-    identity = {
-        "source_format": loader.name,
-        "source_root": str(root),
-        "source_options": options,
-        "image_shape": list(loader.image_shape),
-        "label_shapes": {k: list(v) for k, v in loader.label_shapes.items()},
-    }
-    if out.exists() and resume and not partial.exists() and not record.exists():
-        done_report = _check_output(out, identity, source, {"kind": "real", **(attrs or {})}, say)
-        if done_report is not None:
-            return done_report
-    elif out.exists():
-        say(f"{out} exists and will be replaced once this conversion completes")
-    state = _resume_state(partial, record, identity, source, say) if resume else None
-    if not resume:
-        _remove(partial, record)
-    if state is None:
-        with _guarded_h5(partial, "w", refused) as (f, _):
-            init_layout(f, tuple(loader.image_shape), dict(loader.label_shapes), {"kind": "real", "value_range": [-1.0, 1.0]})
-        state = {**identity, "done": 0, "count": 0, "read": 0, "skipped": [], "skipped_images": 0,
-                 "skipped_unsized": 0, "keys_fingerprint": source.keys_fingerprint}
-        _write_record(record, state)
-    else:
-        say(f"resuming {out}: {state['done']} of {len(units)} files already converted ({state['count']} images)")
-
-    # Units read since the last save: one (part or None, skip or None) entry per unit, appended
-    # in one step, so an interrupt never leaves a unit half-counted. ``base`` is state["done"]
-    # when the batch began: a batch is committed at most once.
-    batch: dict[str, Any] = {"base": state["done"], "units": [], "images": 0}
-
-    with _guarded_h5(partial, "r+", refused) as (f, guard):
-        # Rows past the record (written just before a crash, never recorded) are cut off.
-        for ds in [f["images"], *f["labels"].values()]:
-            ds.resize(state["count"], axis=0)
-        # The files as they are now: those of the units converted are unchanged (checked on
-        # resume), those of the units still to read may have changed (e.g. a repaired bad file).
-        _write_table(f, source.table)
-
-        def save() -> None:
-            """Commit the batch: rows written at the recorded count, then the record, then the
-            in-memory state. Redoing an interrupted save rewrites the same rows in the same place."""
-            nonlocal batch
-            if batch["base"] != state["done"]:  # committed by a save interrupted just afterwards
-                batch = {"base": state["done"], "units": [], "images": 0}
-                return
-            entries = list(batch["units"])
-            if not entries:
-                return
-            parts = [part for part, _ in entries if part is not None]
-            skips = [skip for _, skip in entries if skip is not None]
-            count = state["count"]
-            if parts:
-                images = torch.cat([p.images for p in parts])
-                labels = {k: torch.cat([p.labels[k] for p in parts]) for k in parts[0].labels}
-                count = append_rows(f, state["count"], images, labels, partial)  # resizes to exactly count + n
-                f.flush()
-            if guard.error is not None:  # the rows may not be on disk: never record them
-                raise write_error(out, guard.error)
-            done = state["done"] + len(entries)
-            new = {
-                **state, "done": done, "count": count, "read": state["read"] + len(parts),
-                "skipped": state["skipped"] + [[path, reason] for path, reason, _ in skips],
-                "skipped_images": state["skipped_images"] + sum(size for *_, size in skips if size is not None),
-                "skipped_unsized": state["skipped_unsized"] + sum(size is None for *_, size in skips),
-            }
-            _write_record(record, new)
-            state.update(new)  # one C call: the commit point
-            batch = {"base": done, "units": [], "images": 0}
-
-        bar = tqdm(total=len(units), initial=state["done"], desc=f"converting {loader.name}", unit="file", disable=not progress)
-        try:
-            for unit in units[state["done"]:]:
-                try:
-                    part = read_unit_checked(loader, unit)
-                except DataError as exc:
-                    if not skip_bad:
-                        raise
-                    batch["units"].append((None, (str(unit.path), _reason(exc), _unit_size(loader, unit))))
-                else:
-                    batch["units"].append((part, None))
-                    batch["images"] += len(part)
-                bar.update()
-                if len(batch["units"]) >= batch_units or batch["images"] >= _FLUSH_IMAGES:
-                    save()
-            save()
-        except BaseException as exc:
-            # Keep the units finished before the failure (also on Ctrl-C): a rerun starts after them.
-            try:
-                save()
-            except Exception:  # the original error matters more than a failed save
-                pass
-            if isinstance(exc, DataError) and guard.error is None:
-                skip = ", e.g. with --skip-bad" if hasattr(exc, "reason") else ""  # a unit's bad file
-                raise DataError(
-                    f"{exc} ({state['done']} of {len(units)} files converted so far are kept in {partial}; "
-                    f"rerun the same command to continue{skip})"
-                ) from None
-            raise
-        finally:
-            bar.close()
-        report = SkipReport(
-            skipped=[(p, r) for p, r in state["skipped"]], read=state["read"], images=state["count"],
-            skipped_images=state["skipped_images"], skipped_unsized=state["skipped_unsized"],
-        )
-        if state["count"]:
-            for ds in [f["images"], *f["labels"].values()]:
-                ds.resize(state["count"], axis=0)
-            set_attrs(f, {
-                "kind": "real", "value_range": [-1.0, 1.0], **(attrs or {}),
-                "count": state["count"], **_provenance(identity, source.fingerprint, len(units)),
-                "skipped_files": len(report.skipped), "skipped": json.dumps(state["skipped"]),
-            })
-    if state["count"] == 0:
-        _remove(partial, record)
-        what = f"none of its {len(units)} files could be read" if report.read == 0 else f"its {report.read} files hold no images"
-        first = f"; first: {report.skipped[0][0]}: {report.skipped[0][1]}" if report.skipped else ""
-        raise DataError(f"{str(root)!r}: {what}{first}")
-    _fsync(partial)
-    os.replace(partial, out)
-    _fsync(out.parent)
-    _remove(record)
-    _warn_skipped(report)
+    target = _Target(source, out, partial, record, _identity(loader, root, options), dict(attrs or {}))
+    plan = _plan(target, resume, say)
+    if isinstance(plan, SkipReport):
+        return plan
+    report = _write_units(target, plan, skip_bad=skip_bad, batch_units=batch_units, progress=progress)
+    _finish(target, report)
+    warn_skipped(report)
     return report

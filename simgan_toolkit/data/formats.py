@@ -16,7 +16,7 @@ from typing import Any
 import h5py
 import torch
 
-from simgan_toolkit.data.hdf5 import FORMAT, _open
+from simgan_toolkit.data.hdf5 import FORMAT, open_images_h5
 from simgan_toolkit.data.loader import DatasetLoader, Unit
 from simgan_toolkit.errors import ConfigError, DataError, PluginError
 from simgan_toolkit.plugin.lazy import resolve
@@ -48,7 +48,7 @@ class ToolkitH5Loader(DatasetLoader):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        with _open(self.path) as f:
+        with open_images_h5(self.path) as f:
             self._image_shape: tuple[int, int, int] = tuple(f["images"].shape[1:])  # type: ignore[assignment]
             self._count = int(f["images"].shape[0])
             labels = f.get("labels", {})

@@ -33,8 +33,9 @@ FORMAT = "simgan-toolkit/images-1"
 _CHUNK_IMAGES = 256
 
 
-def _attr_value(value: Any) -> Any:
-    """HDF5 attributes hold scalars, strings and arrays; everything else is stored as JSON."""
+def attr_value(value: Any) -> Any:
+    """``value`` as :func:`set_attrs` stores it: HDF5 attributes hold scalars, strings and arrays;
+    everything else is stored as JSON."""
     if isinstance(value, (str, int, float, bool, np.ndarray)):
         return value
     if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
@@ -66,7 +67,7 @@ def init_layout(f: h5py.File, image_shape: tuple[int, ...], label_shapes: dict[s
 def set_attrs(f: h5py.File, attrs: dict[str, Any]) -> None:
     """Store provenance attributes (non-scalar values as arrays or JSON)."""
     for key, value in attrs.items():
-        f.attrs[key] = _attr_value(value)
+        f.attrs[key] = attr_value(value)
 
 
 def append_rows(f: h5py.File, count: int, images: Tensor, labels: dict[str, Tensor], name: str | Path) -> int:
@@ -268,7 +269,12 @@ def write_images_h5(path: str | Path, data: LabelledImages, attrs: dict[str, Any
             writer.append(chunk.images, chunk.labels)
 
 
-def _open(path: str | Path) -> h5py.File:
+def open_images_h5(path: str | Path) -> h5py.File:
+    """``path`` opened read-only, checked to hold (N, C, H, W) ``images``; the caller closes it.
+
+    Raises:
+        DataError: naming ``path``: missing, not HDF5 (or truncated), or without 4-d ``images``.
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"HDF5 file {str(p)!r} does not exist")
@@ -288,13 +294,13 @@ def _open(path: str | Path) -> h5py.File:
 
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """The file's attributes as Python values."""
-    with _open(path) as f:
+    with open_images_h5(path) as f:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}
 
 
 def iter_images_h5(path: str | Path, batch_size: int = 1024) -> Iterator[LabelledImages]:
     """Yield consecutive batches of images and labels without loading the whole file."""
-    with _open(path) as f:
+    with open_images_h5(path) as f:
         n = f["images"].shape[0]
         labels = f.get("labels", {})
         for name in labels:
@@ -313,7 +319,7 @@ def iter_images_h5(path: str | Path, batch_size: int = 1024) -> Iterator[Labelle
 
 def count_images_h5(path: str | Path) -> int:
     """Number of images in the file."""
-    with _open(path) as f:
+    with open_images_h5(path) as f:
         return int(f["images"].shape[0])
 
 

@@ -11,9 +11,11 @@ plugins do. The toolkit drives every loader the same way:
    more samples, or raises :class:`~simgan_toolkit.errors.DataError` naming the file and what was
    expected.
 
-:func:`simgan_toolkit.data.reading.read_dataset` and ``simgan convert`` build on that: progress
-bars, ``--skip-bad`` counting, resumable and atomic HDF5 output (which records the size and
-modification time of every file :meth:`DatasetLoader.unit_files` names, to notice changed input).
+:func:`simgan_toolkit.data.reading.iter_units` reads units that way, checked and with
+``--skip-bad`` counting, for :func:`~simgan_toolkit.data.reading.read_dataset`,
+:func:`~simgan_toolkit.data.reading.sample_dataset` and ``simgan convert`` (resumable and atomic
+HDF5 output, which records the size and modification time of every file
+:meth:`DatasetLoader.unit_files` names, to notice changed input).
 """
 
 from __future__ import annotations

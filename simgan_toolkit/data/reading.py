@@ -9,7 +9,10 @@ same way:
 - :func:`sample_dataset` draws a seeded random sample of rows, reading only part of a large
   dataset (what a run's ``data.<side>`` uses).
 
-Conversion to HDF5 lives in :mod:`simgan_toolkit.data.convert`.
+Both, and the conversion to HDF5 (:mod:`simgan_toolkit.data.convert`), read through one path:
+:func:`list_units` lists the units, :func:`iter_units` reads them one by one (checked by
+:func:`read_unit_checked`, a bad file skipped with ``skip_bad``) and :meth:`SkipReport.count`
+tallies what each gave; :func:`check_not_empty` and :func:`warn_skipped` end every read.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import warnings
 import zipfile
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +46,24 @@ SUMMARY_FILES = 10
 
 class SkippedFilesWarning(UserWarning):
     """Some units of a dataset were unreadable and were skipped (``skip_bad``)."""
+
+
+@dataclass(frozen=True)
+class UnitRead:
+    """What reading one unit gave (:func:`iter_units`): its images, or why it was skipped.
+
+    Attributes:
+        unit: the unit read.
+        data: its checked (n, C, H, W) images and (n, ...) labels; None if it was skipped.
+        reason: why it was skipped (the error without the file name); None if it was read.
+        size: images the skipped unit held, if the loader knows it without reading it
+            (:meth:`~simgan_toolkit.data.loader.DatasetLoader.unit_size`), else None.
+    """
+
+    unit: Unit
+    data: LabelledImages | None
+    reason: str | None = None
+    size: int | None = None
 
 
 @dataclass
@@ -74,6 +96,14 @@ class SkipReport:
             self.skipped_unsized += 1
         else:
             self.skipped_images += size
+
+    def count(self, outcome: UnitRead) -> None:
+        """Tally one unit: read (and its images) or skipped."""
+        if outcome.data is None:
+            self.add_skip(str(outcome.unit.path), outcome.reason or "", outcome.size)
+        else:
+            self.read += 1
+            self.images += len(outcome.data)
 
     def summary(self, limit: int = SUMMARY_FILES) -> str | None:
         """What was skipped, None if nothing was: a line such as ``skipped 3 of 1000 units (12
@@ -175,13 +205,23 @@ def _unit_size(loader: DatasetLoader, unit: Unit) -> int | None:
     return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
 
 
-def _warn_skipped(report: SkipReport) -> None:
+def warn_skipped(report: SkipReport, stacklevel: int = 3) -> None:
+    """One :class:`SkippedFilesWarning` with ``report.summary()``, if anything was skipped.
+
+    ``stacklevel`` as for :func:`warnings.warn`, counted from this function's caller's caller
+    (the default points at whoever called the public reading function).
+    """
     message = report.summary()
     if message:
-        warnings.warn(message, SkippedFilesWarning, stacklevel=3)
+        warnings.warn(message, SkippedFilesWarning, stacklevel=stacklevel)
 
 
-def _listed_units(loader: DatasetLoader, root: Path) -> list[Unit]:
+def list_units(loader: DatasetLoader, root: Path) -> list[Unit]:
+    """``loader.units(root)``, checked: at least one, and no key twice.
+
+    Raises:
+        DataError: no units (naming ``root`` and the format), or a key listed twice (a loader bug).
+    """
     units = list(loader.units(root))
     if not units:
         raise DataError(f"{str(root)!r}: no files of format {loader.name!r} found")
@@ -192,28 +232,45 @@ def _listed_units(loader: DatasetLoader, root: Path) -> list[Unit]:
     return units
 
 
-def _read_or_skip(loader: DatasetLoader, unit: Unit, report: SkipReport, skip_bad: bool) -> LabelledImages | None:
-    """One checked unit, counted in ``report``; with ``skip_bad`` a bad file is recorded as
-    skipped and None returned, otherwise its DataError propagates."""
-    try:
-        part = read_unit_checked(loader, unit)
-    except DataError as exc:
-        if not skip_bad:
-            raise
-        report.add_skip(str(unit.path), _reason(exc), _unit_size(loader, unit))
-        return None
-    report.read += 1
-    report.images += len(part)
-    return part
+def iter_units(
+    loader: DatasetLoader, units: Iterable[Unit], *, skip_bad: bool, report: SkipReport | None = None
+) -> Iterator[UnitRead]:
+    """Read ``units`` one at a time, lazily and in order: the one read-or-skip path.
+
+    Each unit is read by :func:`read_unit_checked`. With ``skip_bad`` a unit whose file is bad
+    (a DataError) is yielded as skipped (``data`` None, with its reason and size); without, the
+    DataError propagates. A loader bug (any other exception) always propagates. ``report``, if
+    given, counts every unit (:meth:`SkipReport.count`) before it is yielded; a caller that
+    commits units in batches (the converter) leaves it out and counts them itself.
+
+    Yields:
+        One :class:`UnitRead` per unit; a unit is read only when the next one is asked for, so
+        a caller that stops early reads no further.
+    """
+    for unit in units:
+        try:
+            outcome = UnitRead(unit, read_unit_checked(loader, unit))
+        except DataError as exc:
+            if not skip_bad:
+                raise
+            outcome = UnitRead(unit, None, _reason(exc), _unit_size(loader, unit))
+        if report is not None:
+            report.count(outcome)
+        yield outcome
 
 
-def _finish_report(report: SkipReport, root: Path, n_units: int) -> None:
-    """Warn about skipped files; a dataset that gave no readable file or no image is an error."""
-    _warn_skipped(report)
-    if report.read == 0:
-        raise DataError(f"{str(root)!r}: none of its {n_units} files could be read; first: {report.skipped[0][0]}: {report.skipped[0][1]}")
-    if report.images == 0:
-        raise DataError(f"{str(root)!r}: its {report.read} files hold no images")
+def check_not_empty(report: SkipReport, root: Path, n_units: int) -> None:
+    """Raise if reading ``root``'s ``n_units`` units gave no readable file or no image.
+
+    Raises:
+        DataError: ``none of its N files could be read`` or ``its N files hold no images``,
+            naming ``root`` and the first skipped file with its reason.
+    """
+    if report.images:
+        return
+    what = f"none of its {n_units} files could be read" if report.read == 0 else f"its {report.read} files hold no images"
+    first = f"; first: {report.skipped[0][0]}: {report.skipped[0][1]}" if report.skipped else ""
+    raise DataError(f"{str(root)!r}: {what}{first}")
 
 
 def read_dataset(
@@ -247,19 +304,21 @@ def read_dataset(
     root = Path(root)
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
-    units = _listed_units(loader, root) if units is None else units
+    units = list_units(loader, root) if units is None else units
     if not units:
         raise DataError(f"{str(root)!r}: no files of format {loader.name!r} found")
     report = SkipReport()
     parts: list[LabelledImages] = []
-    for unit in tqdm(units, desc=f"reading {loader.name}", unit="file", disable=not progress, leave=False):
-        part = _read_or_skip(loader, unit, report, skip_bad)
-        if part is None:
+    bar = tqdm(units, desc=f"reading {loader.name}", unit="file", disable=not progress, leave=False)
+    for outcome in iter_units(loader, bar, skip_bad=skip_bad, report=report):
+        if outcome.data is None:
             continue
-        parts.append(part)
+        parts.append(outcome.data)
         if limit is not None and report.images >= limit:
             break
-    _finish_report(report, root, len(units))
+    bar.close()
+    warn_skipped(report)
+    check_not_empty(report, root, len(units))
     data = LabelledImages(
         torch.cat([p.images for p in parts]), {k: torch.cat([p.labels[k] for p in parts]) for k in parts[0].labels}
     )
@@ -305,7 +364,7 @@ def sample_dataset(
     root = Path(root)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    units = _listed_units(loader, root)
+    units = list_units(loader, root)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(units), generator=generator).tolist()
     report = SkipReport()
@@ -313,19 +372,20 @@ def sample_dataset(
     largest = 0
     bar = tqdm(total=len(units), desc=f"sampling {loader.name}", unit="unit", disable=not progress, leave=False)
     try:
-        for position in order:
-            unit = units[position]
-            part = _read_or_skip(loader, unit, report, skip_bad)
+        for outcome in iter_units(loader, (units[i] for i in order), skip_bad=skip_bad, report=report):
             bar.update()
+            part = outcome.data
             if part is None:
                 continue
+            # Priorities are drawn unit by unit as read, so the sample depends only on the seed.
             sample.add(part, torch.rand(len(part), generator=generator, dtype=torch.float64))
             largest = max(largest, len(part))
             if report.images >= n + 2 * largest and report.read + len(report.skipped) >= min_units:
                 break
     finally:
         bar.close()
-    _finish_report(report, root, len(units))
+    warn_skipped(report)
+    check_not_empty(report, root, len(units))
     return sample.result(), report
 
 

@@ -8,7 +8,8 @@ first image is read: the format, the image shape and value range against the tas
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from simgan_toolkit.config import DataSource
@@ -20,6 +21,15 @@ from simgan_toolkit.task import LabelledImages, Task
 
 #: Sides whose labels the run uses (``real`` is unlabelled: its labels are dropped).
 LABELLED_SIDES = ("synthetic", "test", "target_train")
+
+
+@contextmanager
+def _naming(where: str) -> Iterator[None]:
+    """A toolkit error raised inside becomes one of the same type whose message starts with ``where``."""
+    try:
+        yield
+    except SimganError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
 
 
 def load_side(
@@ -54,10 +64,8 @@ def load_side(
     """
     where = f"data.{side}.path {source.path!r}"
     root = Path(source.path)
-    try:
+    with _naming(where):
         loader = resolve_loader(registry, source.format, root, source.options)
-    except SimganError as exc:
-        raise type(exc)(f"{where}: {exc}") from None
     spec = task.image_spec
     want = (spec.channels, spec.height, spec.width)
     if tuple(loader.image_shape) != want:
@@ -78,10 +86,8 @@ def load_side(
                 )
             if tuple(have[name]) != tuple(shape):
                 raise DataError(f"{where}: label {name!r} has per-image shape {tuple(have[name])}, task {task.name!r} needs {tuple(shape)}")
-    try:
+    with _naming(where):  # also loader.units() failing: a missing folder, an unreadable index file
         data, _ = sample_dataset(loader, root, n, seed, skip_bad=source.skip_bad, progress=progress)
-    except SimganError as exc:  # also loader.units() failing: a missing folder, an unreadable index file
-        raise type(exc)(f"{where}: {exc}") from None
     note = f", fewer than data.n_{side} = {n}: using all of them" if len(data) < n else ""
     say(f"data.{side}: {len(data)} images from {source.path} (format {loader.name}){note}")
     return data if side in LABELLED_SIDES else LabelledImages(data.images)

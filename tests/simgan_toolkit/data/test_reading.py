@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from pathlib import Path
 from typing import ClassVar
 
 import h5py
@@ -18,9 +19,18 @@ import torch
 
 from simgan_toolkit.data import FORMAT, read_attrs, read_images_h5, write_images_h5
 from simgan_toolkit.data import convert as convert_module
+from simgan_toolkit.data import source_files as source_files_module
 from simgan_toolkit.data.convert import convert_dataset
 from simgan_toolkit.data.formats import ToolkitH5Loader, resolve_loader
-from simgan_toolkit.data.reading import SkippedFilesWarning, SkipReport, read_dataset
+from simgan_toolkit.data.reading import (
+    SkippedFilesWarning,
+    SkipReport,
+    UnitRead,
+    check_not_empty,
+    iter_units,
+    list_units,
+    read_dataset,
+)
 from simgan_toolkit.errors import ConfigError, DataError, PluginError
 from simgan_toolkit.task import LabelledImages
 
@@ -101,6 +111,72 @@ def test_toolkit_h5_is_detected_without_registering(tmp_path, npz):
     (tmp_path / "x.h5").write_bytes(b"junk")
     with pytest.raises(DataError, match="not a toolkit HDF5 file"):
         resolve_loader(npz.registry(), "toolkit-h5", tmp_path / "x.h5", {})
+
+
+# --- list_units, iter_units, check_not_empty: the one read-or-skip path -----------------
+def test_list_units_refuses_none_and_duplicate_keys(tmp_path, npz):
+    npz.write(tmp_path / "ds", COUNTS)
+    assert [u.key for u in list_units(npz.Loader(), tmp_path / "ds")] == ["u00", "u01", "u02"]
+
+    class Twice(npz.Loader):
+        def units(self, root):
+            return [*super().units(root), super().units(root)[0]]
+
+    with pytest.raises(DataError, match="lists unit 'u00' .* twice"):
+        list_units(Twice(), tmp_path / "ds")
+
+    class Nothing(npz.Loader):
+        def units(self, root):
+            return []
+
+    with pytest.raises(DataError, match="no files of format 'npz' found"):
+        list_units(Nothing(), tmp_path / "ds")
+
+
+def test_iter_units_reads_lazily_and_counts_each_unit(tmp_path, npz):
+    expected = npz.write(tmp_path / "ds", COUNTS)
+    loader = npz.Loader()
+    report = SkipReport()
+    outcomes = iter_units(loader, list_units(loader, tmp_path / "ds"), skip_bad=False, report=report)
+    first = next(outcomes)
+    assert loader.reads == ["u00"] and (report.read, report.images) == (1, 2)  # nothing read ahead
+    assert first.unit.key == "u00" and first.reason is None
+    _same(first.data, expected.subset(slice(0, 2)))
+    rest = list(outcomes)
+    assert [o.unit.key for o in rest] == ["u01", "u02"] and (report.read, report.images) == (3, 6)
+
+
+def test_iter_units_skips_a_bad_file_only_with_skip_bad(tmp_path, npz):
+    npz.write(tmp_path / "ds", COUNTS)
+    bad = tmp_path / "ds" / "u01.npz"
+    bad.write_bytes(b"garbage")
+
+    class Sized(npz.Loader):
+        def unit_size(self, unit):
+            return {"u00": 2, "u01": 3, "u02": 1}[unit.key]
+
+    units = list_units(Sized(), tmp_path / "ds")
+    with pytest.raises(DataError, match="u01.npz: cannot read"):
+        list(iter_units(Sized(), units, skip_bad=False))
+    report = SkipReport()
+    outcomes = list(iter_units(Sized(), units, skip_bad=True, report=report))
+    skipped = outcomes[1]
+    assert skipped == UnitRead(units[1], None, skipped.reason, 3)
+    assert skipped.reason.startswith("cannot read") and str(bad) not in skipped.reason
+    assert report.skipped == [(str(bad), skipped.reason)] and (report.read, report.images, report.skipped_images) == (2, 3, 3)
+    # Without a report nothing is counted: the caller tallies (as the converter does per batch).
+    tally = SkipReport()
+    for outcome in outcomes:
+        tally.count(outcome)
+    assert tally == report
+
+
+def test_check_not_empty_names_the_first_skipped_file():
+    check_not_empty(SkipReport(read=1, images=1), Path("/d"), 1)
+    with pytest.raises(DataError, match=r"^'/d': none of its 2 files could be read; first: /d/a: bad$"):
+        check_not_empty(SkipReport(skipped=[("/d/a", "bad"), ("/d/b", "bad")]), Path("/d"), 2)
+    with pytest.raises(DataError, match=r"^'/d': its 2 files hold no images$"):
+        check_not_empty(SkipReport(read=2), Path("/d"), 2)
 
 
 # --- read_dataset -----------------------------------------------------------------------
@@ -418,7 +494,7 @@ def test_a_shared_file_listed_by_unit_files_is_watched_too(tmp_path, npz):
     out = tmp_path / "d.h5"
     _convert(WithIndex(), tmp_path / "ds", out)
     with h5py.File(out) as f:
-        assert convert_module._read_table(f)[str(shared)] == (2, shared.stat().st_mtime_ns)
+        assert source_files_module.read_table(f)[str(shared)] == (2, shared.stat().st_mtime_ns)
     shared.write_text("v22")
     notes: list[str] = []
     convert_dataset(WithIndex(), tmp_path / "ds", out, progress=False, say=notes.append)
