@@ -15,7 +15,7 @@ import kornia
 import torch
 from torch import Tensor, nn
 
-from simgan_toolkit.errors import ConfigError
+from simgan_toolkit.errors import ConfigError, PluginError
 
 
 def _check_images(x: Tensor) -> None:
@@ -79,12 +79,20 @@ class Learned(FeatureTransform):
     """psi(x) = features of a frozen network, e.g. an estimator trained on synthetic labels.
 
     Args:
-        network: a module with a ``features(x)`` method (as every registered estimator has)
-            or, failing that, a plain ``forward``. Its parameters are frozen and it is kept in
-            eval mode; gradients still flow to ``x``.
+        network: a module with a ``features(x)`` method, as every estimator has (it is part of
+            :class:`simgan_toolkit.estimation.Estimator`). Its parameters are frozen and it is
+            kept in eval mode; gradients still flow to ``x``.
+
+    Raises:
+        PluginError: ``network`` has no ``features`` method.
     """
 
     def __init__(self, network: nn.Module) -> None:
+        if not callable(getattr(network, "features", None)):
+            raise PluginError(
+                f"feature transform 'learned': {type(network).__name__} has no features(x) method; "
+                "every estimator needs one (see simgan_toolkit.estimation.Estimator)"
+            )
         super().__init__()
         self.network = network.eval()
         for p in self.network.parameters():
@@ -98,8 +106,7 @@ class Learned(FeatureTransform):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_images(x)
-        extract = getattr(self.network, "features", self.network)
-        return extract(x)
+        return self.network.features(x)
 
 
 def load_learned(checkpoint: str | Path, registry: Any) -> Learned:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from simgan_toolkit.estimation import Estimator
 from simgan_toolkit.plugin import Register, hookimpl
 from simgan_toolkit.task import ImageSpec, LabelledImages, MetricSpec, Task
 
@@ -94,7 +95,7 @@ class SpotsTask(Task):
         return {"peak_shift_px": float((brightest(refined) - brightest(synthetic.images)).norm(dim=1).mean())}
 
 
-class SpotCNN(nn.Module):
+class SpotCNN(Estimator):
     """(N, 1, 16, 16) -> (N, output_dim). ``features`` feeds the ``learned`` feature transform."""
 
     def __init__(self, image_spec: ImageSpec, output_dim: int) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from simgan_toolkit.estimation import Estimator
+
 
 def _conv(cin: int, cout: int, batch_norm: bool) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, bias=not batch_norm)]
@@ -21,7 +23,7 @@ def _conv(cin: int, cout: int, batch_norm: bool) -> list[nn.Module]:
     return layers
 
 
-class GazeCNN(nn.Module):
+class GazeCNN(Estimator):
     """(N, C, H, W) -> (N, output_dim).
 
     Args:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from simgan_toolkit.estimation import Estimator
+
 from simgan_estimators.inputs import resize_square
 
 
@@ -48,11 +50,12 @@ class Hourglass(nn.Module):
         return self.skip(x) + F.interpolate(low, size=x.shape[-2:], mode="nearest")
 
 
-class StackedHourglass(nn.Module):
+class StackedHourglass(Estimator):
     """(N, C, H, W) -> heatmaps (N, output_dim, heatmap_size, heatmap_size).
 
     In training mode the output is (N, stacks, output_dim, h, w), every stack's heatmaps, so
-    the loss can supervise each stack (intermediate supervision); in eval mode only the last.
+    the loss can supervise each stack (intermediate supervision); in eval mode only the last,
+    the declared output (the training-mode exception :class:`Estimator` allows).
 
     Args:
         image_spec: the task's image spec.

@@ -8,10 +8,12 @@ import timm
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from simgan_toolkit.estimation import Estimator
+
 from simgan_estimators.inputs import resize_square
 
 
-class TimmHeatmap(nn.Module):
+class TimmHeatmap(Estimator):
     """(N, C, H, W) -> heatmaps (N, output_dim, heatmap_size, heatmap_size).
 
     ``timm.create_model(backbone, features_only=True, out_indices=(feature_index,))`` gives a
@@ -36,6 +38,7 @@ class TimmHeatmap(nn.Module):
         return resize_square(x, self.input_size)
 
     def features(self, x: Tensor) -> Tensor:
+        """The backbone's feature map at ``feature_index``: (N, D, input_size/stride, input_size/stride)."""
         return self.backbone(self.resize_input(x))[-1]
 
     def forward(self, x: Tensor) -> Tensor:

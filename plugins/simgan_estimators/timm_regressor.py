@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import timm
-from torch import Tensor, nn
+from torch import Tensor
+
+from simgan_toolkit.estimation import Estimator
 
 
-class TimmRegressor(nn.Module):
+class TimmRegressor(Estimator):
     """(N, C, H, W) -> (N, output_dim) with ``timm.create_model(backbone, num_classes=output_dim)``.
 
     No pretrained weights are loaded (nothing is downloaded). ``features`` returns the
@@ -20,6 +22,7 @@ class TimmRegressor(nn.Module):
         self.backbone = timm.create_model(backbone, pretrained=False, in_chans=image_spec.channels, num_classes=output_dim, **timm_kwargs)
 
     def features(self, x: Tensor) -> Tensor:
+        """The backbone's final feature map (N, D, h, w), before pooling and the head."""
         return self.backbone.forward_features(x)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,5 +1,6 @@
 """Downstream estimators: training on a labelled image set and scoring on the target test set."""
 
+from simgan_toolkit.estimation.base import Estimator
 from simgan_toolkit.estimation.training import (
     build_estimator,
     estimator_options,
@@ -9,4 +10,4 @@ from simgan_toolkit.estimation.training import (
     train_estimator,
 )
 
-__all__ = ["build_estimator", "estimator_options", "evaluate_estimator", "predict", "save_estimator", "train_estimator"]
+__all__ = ["Estimator", "build_estimator", "estimator_options", "evaluate_estimator", "predict", "save_estimator", "train_estimator"]

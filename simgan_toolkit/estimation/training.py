@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from simgan_toolkit.config import EstimatorConfig
 from simgan_toolkit.errors import TrainingDivergedError
+from simgan_toolkit.estimation.base import resizes_input
 from simgan_toolkit.io import atomic_torch_save
 from simgan_toolkit.task import LabelledImages, Task
 from simgan_toolkit.training.optim import fused_option
@@ -86,7 +87,7 @@ def train_estimator(
 
 @torch.no_grad()
 def resized_for(model: nn.Module, data: LabelledImages, batch_size: int = 512) -> LabelledImages:
-    """``data`` with its images passed once through ``model.resize_input`` if the model has one.
+    """``data`` with its images passed once through ``model.resize_input`` if the model overrides it.
 
     An estimator that resizes its input to a fixed size (the heatmap estimators do) exposes
     ``resize_input``; resizing the training set once instead of every batch makes each step
@@ -94,10 +95,9 @@ def resized_for(model: nn.Module, data: LabelledImages, batch_size: int = 512) -
     network). The task's ``augment`` then sees images at the estimator's input size with labels
     unchanged. Evaluation needs nothing of this: the model resizes test images itself, the same way.
     """
-    resize = getattr(model, "resize_input", None)
-    if resize is None:
+    if not resizes_input(model):  # the identity: copying the set through it would only cost memory
         return data
-    images = torch.cat([resize(data.images[i : i + batch_size]) for i in range(0, len(data), batch_size)])
+    images = torch.cat([model.resize_input(data.images[i : i + batch_size]) for i in range(0, len(data), batch_size)])
     return data.with_images(images.contiguous())
 
 

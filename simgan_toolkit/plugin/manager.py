@@ -2,7 +2,8 @@
 
 Loading follows pytest/tox: hook specs from :mod:`simgan_toolkit.plugin.hookspecs`, the
 built-in components registered as an ordinary plugin, then every entry point of the
-``simgan_toolkit`` group.
+``simgan_toolkit`` group. Building the registry calls every hook spec that module defines
+(:func:`~simgan_toolkit.plugin.hookspecs.hook_names`), so a new spec needs no change here.
 
 One installed plugin must not take the others (or ``simgan plugins``) down, so problems are
 collected (:attr:`PluginManager.failures`, :attr:`PluginManager.conflicts`) rather than raised:
@@ -42,15 +43,6 @@ from simgan_toolkit.plugin.markers import ENTRY_POINT_GROUP, PROJECT_NAME
 from simgan_toolkit.plugin.registry import NameConflict, Register, Registry
 
 BUILTIN_PLUGIN_NAME = "simgan_toolkit.builtins"
-
-_REGISTER_HOOKS = (
-    "simgan_register_tasks",
-    "simgan_register_networks",
-    "simgan_register_feature_transforms",
-    "simgan_register_losses",
-    "simgan_register_estimators",
-    "simgan_register_datasets",
-)
 
 
 class PluginLoadWarning(UserWarning):
@@ -236,7 +228,7 @@ class PluginManager:
     def _build_registry(self) -> Registry:
         registry = Registry()
         self._build_failures, self.conflicts = [], []
-        for hook_name in _REGISTER_HOOKS:
+        for hook_name in hookspecs.hook_names():
             caller = getattr(self._pm.hook, hook_name)
             # Call each implementation on its own, so each entry records its plugin's name; in
             # registration order, so in a clash the built-ins keep their names in the listing.

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from simgan_toolkit.errors import ConfigError
+from simgan_toolkit.errors import ConfigError, PluginError
 from simgan_toolkit.features import (
     ChannelMean,
     Identity,
@@ -128,13 +128,16 @@ def test_learned_gradient_flows_to_input_not_params():
     assert all(p.grad is None for p in psi.parameters())
 
 
-def test_learned_falls_back_to_forward():
-    net = nn.Conv2d(1, 2, 1)
-    psi = Learned(net)
-    x = torch.randn(1, 1, 3, 3)
-    assert torch.equal(psi(x), net(x))
+def test_learned_needs_features():
+    # One rule for every caller: an estimator has features(); a network without one is refused
+    # when psi is built, not used through its forward.
+    with pytest.raises(PluginError, match="Conv2d has no features"):
+        Learned(nn.Conv2d(1, 2, 1))
+
+
+def test_learned_rejects_non_images():
     with pytest.raises(ValueError):
-        psi(torch.zeros(1, 3, 3))
+        Learned(_WithFeatures())(torch.zeros(1, 6, 6))
 
 
 def test_load_learned_round_trip(tmp_path, registry):

@@ -9,7 +9,7 @@ from torch import nn
 
 from simgan_toolkit.config import EstimatorConfig
 from simgan_toolkit.errors import TrainingDivergedError
-from simgan_toolkit.estimation import evaluate_estimator, predict, save_estimator, train_estimator
+from simgan_toolkit.estimation import Estimator, evaluate_estimator, predict, save_estimator, train_estimator
 from simgan_toolkit.features import load_learned
 from simgan_toolkit.task import ImageSpec, LabelledImages, MetricSpec, Task
 
@@ -44,7 +44,7 @@ class MeanTask(Task):
         return {}
 
 
-class Linear(nn.Module):
+class Linear(Estimator):
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(16, 1)
@@ -167,5 +167,6 @@ def test_resized_for_matches_what_the_model_does_at_evaluation():
     model = ResizingLinear()
     torch.testing.assert_close(resized_for(model, data).images, F.avg_pool2d(data.images, 2))
     assert torch.equal(resized_for(model, data).labels["mean"], data.labels["mean"])
-    plain = Linear()
-    assert resized_for(plain, data) is data
+    # The base class's resize_input is the identity: the set is not copied through it.
+    assert resized_for(Linear(), data) is data
+    assert resized_for(nn.Conv2d(1, 1, 1), data) is data  # no resize_input at all
