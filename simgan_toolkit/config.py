@@ -1,8 +1,13 @@
 """Run configuration: pydantic models, per-task profiles, TOML files and ``--set`` overrides.
 
-Precedence, lowest first: the model defaults below (the paper's eye settings), the task's
-profile (``Task.profiles()[profile]``), a TOML/JSON config file, then ``--set a.b=value``
-overrides. Every invalid value becomes one :class:`ConfigError` naming the field.
+Precedence, lowest first: the model defaults below, the task's profile
+(``Task.profiles()[profile]``), a TOML/JSON config file, then ``--set a.b=value`` overrides.
+Every invalid value becomes one :class:`ConfigError` naming the field.
+
+The defaults belong to no domain: what depends on one (which estimator, how large the images
+and networks are) is stated by the task's profiles. ``estimator.name`` has no default at all: a
+run whose profile, file and overrides name no estimator stops with a ConfigError naming it,
+rather than training some other domain's estimator.
 """
 
 from __future__ import annotations
@@ -27,6 +32,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+def _options_shadow_no_field(section: BaseModel) -> BaseModel:
+    """``options`` must not repeat a field of its section: which of the two values would win is a guess."""
+    shadowed = sorted(set(section.options) & (set(type(section).model_fields) - {"options"}))  # type: ignore[attr-defined]
+    if shadowed:
+        raise ValueError(f"options.{shadowed[0]} repeats the field {shadowed[0]!r}; set it directly")
+    return section
+
+
+def _factory_options(section: BaseModel) -> dict[str, Any]:
+    """A network section's factory keyword arguments: its fields but ``name``, then its ``options``."""
+    return {**section.model_dump(exclude={"name", "options"}), **section.options}  # type: ignore[attr-defined]
+
+
 class RefinerConfig(_Strict):
     """Refiner architecture (registered name plus its options)."""
 
@@ -44,9 +62,14 @@ class RefinerConfig(_Strict):
     #: With a value the refiner can drop pixels to exactly it (a dropout head, see
     #: ``ResNetRefiner``), as real sensors do at edges, shadows and dark spots.
     missing_value: float | None = None
+    #: A plugin refiner's own settings, passed to its factory with the fields above.
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    _no_shadowed_fields = model_validator(mode="after")(_options_shadow_no_field)
 
     def factory_options(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"name"})
+        """Keyword arguments of the refiner factory: every field but ``name``, then ``options``."""
+        return _factory_options(self)
 
 
 class DiscriminatorConfig(_Strict):
@@ -58,9 +81,14 @@ class DiscriminatorConfig(_Strict):
     )
     width_mult: float = Field(1.0, gt=0)
     norm: Literal["none", "batch", "group"] = "none"
+    #: A plugin discriminator's own settings, passed to its factory with the fields above.
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    _no_shadowed_fields = model_validator(mode="after")(_options_shadow_no_field)
 
     def factory_options(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"name"})
+        """Keyword arguments of the discriminator factory: every field but ``name``, then ``options``."""
+        return _factory_options(self)
 
 
 class FeatureConfig(_Strict):
@@ -193,7 +221,9 @@ class DataConfig(_Strict):
 class EstimatorConfig(_Strict):
     """The downstream estimator and its training budget (identical for every training set)."""
 
-    name: str = "gaze_cnn"
+    #: A registered estimator (``simgan plugins``). No default: the task's profiles name it, and
+    #: a :class:`RunConfig` without one is invalid (this section alone may leave it unset).
+    name: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     steps: int = Field(3000, ge=1)
     batch_size: int = Field(128, ge=1)
@@ -232,6 +262,15 @@ class RunConfig(_Strict):
             raise ValueError(
                 f"train.history_size ({self.train.history_size}) must hold at least half a batch "
                 f"(ceil(train.batch_size / 2) = {half})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _estimator_named(self) -> RunConfig:
+        if self.estimator.name is None:
+            raise ValueError(
+                f"estimator.name is not set: task {self.task!r}, profile {self.profile!r} names no estimator; "
+                "set estimator.name to a registered one (see `simgan plugins`)"
             )
         return self
 
@@ -297,6 +336,22 @@ def describe_differences(differences: list[str]) -> str:
     return f"{shown}; and {rest} more" if rest > 0 else shown
 
 
+def check_resume_compatible(saved: dict[str, Any], current: RunConfig, source: str) -> None:
+    """The one resume check: a run resumed from ``source`` (a run's config.json or a trainer
+    checkpoint) must use the settings ``saved`` there; a resumed run would otherwise silently mix
+    two experiments. The device and execution-only train settings (``train.compile``, ...) may
+    change. Raises ConfigError naming ``source`` and each differing field."""
+    old, new = resume_comparable(saved), resume_comparable(current.model_dump(mode="json"))
+    old.pop("device", None)
+    new.pop("device", None)
+    differences = config_differences(old, new)
+    if differences:
+        raise ConfigError(
+            f"cannot resume from {source!r}: its settings differ from this run's: {describe_differences(differences)}; "
+            "use the same settings or a new --out directory"
+        )
+
+
 # --------------------------------------------------------------------------------------
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Recursively merge ``override`` into a copy of ``base`` (dicts merge, other values replace)."""
@@ -354,8 +409,12 @@ def format_validation_error(exc: ValidationError) -> str:
     """One line per problem: ``field.path: message (got value)``."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "config"
         got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        if not err["loc"]:
+            # A check across sections: its message names the fields itself.
+            lines.append(err["msg"].removeprefix("Value error, ") + got)
+            continue
+        loc = ".".join(str(x) for x in err["loc"])
         lines.append(f"{loc}: {err['msg']}{got}")
     return "invalid configuration: " + "; ".join(lines)
 

@@ -4,11 +4,16 @@ A task is one domain (eye gaze, hand depth, ...). The engine never looks inside 
 labels; it asks the task for data, for the estimator's loss and metrics, and for the
 label-preservation check. Write a new domain by subclassing :class:`Task` and registering a
 factory with the ``simgan_register_tasks`` hook (see ``docs/writing-a-plugin.md``).
+
+To change one part of an existing task (another target camera, another simulator, other
+settings), derive from it instead: ``base.derive(name=..., target=...)`` returns a
+:class:`DerivedTask` that hands every other member to ``base``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from simgan_toolkit.config import deep_merge
 from simgan_toolkit.errors import DataError
 
 
@@ -179,3 +185,126 @@ class Task(ABC):
     @abstractmethod
     def label_preservation(self, synthetic: LabelledImages, refined: Tensor) -> dict[str, float]:
         """How far refinement moved what the labels describe (e.g. pupil-centre shift in px)."""
+
+    # --- composition ----------------------------------------------------------------------
+    def derive(
+        self,
+        *,
+        name: str,
+        target: ImageSource | None = None,
+        synthetic: ImageSource | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> DerivedTask:
+        """This task under another ``name`` with some parts replaced (see :class:`DerivedTask`)."""
+        return DerivedTask(self, name=name, target=target, synthetic=synthetic, settings=settings)
+
+
+#: A source of labelled images: ``(n, generator, device) -> LabelledImages`` of ``n`` images
+#: (N, C, H, W), drawn from ``generator`` alone (on ``device``), so the same generator state
+#: gives the same images.
+ImageSource = Callable[[int, torch.Generator, torch.device], LabelledImages]
+
+
+def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
+    """The generator a task draws one data set from: a fresh one on ``device`` seeded with ``seed``."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+class DerivedTask(Task):
+    """A task built on another one (``base``), with some parts replaced.
+
+    Every member of :class:`Task` is handed to ``base`` except the replaced ones, so a member
+    the base adds later (augmentation, figures, ...) is never lost. Attributes that are not
+    part of :class:`Task` (e.g. a task's own helpers) are read from ``base`` too.
+
+    Args:
+        base: the task to build on, e.g. ``get_registry().create("task", "hand_depth")``.
+        name: the new task's ``--task`` name.
+        target: the target ("real") camera, an :data:`ImageSource`; it serves both
+            :meth:`real` (its labels dropped) and :meth:`real_labelled`. Its images must match
+            the base's :attr:`image_spec` and carry the labels of :attr:`estimator_labels`.
+        synthetic: the simulator, an :data:`ImageSource`.
+        settings: nested settings deep-merged into every one of the base's profiles (e.g.
+            ``{"estimator": {"name": "my_net", "options": {...}}}`` to change the estimator).
+
+    Each data set is drawn from :func:`seeded_generator` ``(seed, device)``. To change a
+    member that is not a data source or a setting (the loss, the label check), subclass this
+    class and override it.
+    """
+
+    def __init__(
+        self,
+        base: Task,
+        *,
+        name: str,
+        target: ImageSource | None = None,
+        synthetic: ImageSource | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        if not name:
+            raise ValueError("a derived task needs a name")
+        self.base = base
+        self.name = name
+        self.full_effect_profile = base.full_effect_profile
+        self._target = target
+        self._synthetic = synthetic
+        self._settings = settings or {}
+
+    def __getattr__(self, attribute: str) -> Any:
+        # Only called for attributes not found on self: the base's own extras.
+        if attribute.startswith("__") or attribute == "base":
+            raise AttributeError(attribute)
+        return getattr(self.base, attribute)
+
+    @property
+    def image_spec(self) -> ImageSpec:
+        return self.base.image_spec
+
+    def synthetic(self, n: int, seed: int, device: torch.device) -> LabelledImages:
+        if self._synthetic is None:
+            return self.base.synthetic(n, seed, device)
+        return self._synthetic(n, seeded_generator(seed, device), device)
+
+    def real(self, n: int, seed: int, device: torch.device) -> Tensor:
+        if self._target is None:
+            return self.base.real(n, seed, device)
+        return self._target(n, seeded_generator(seed, device), device).images
+
+    def real_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
+        if self._target is None:
+            return self.base.real_labelled(n, seed, device)
+        return self._target(n, seeded_generator(seed, device), device)
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        profiles = self.base.profiles()
+        return {name: deep_merge(values, self._settings) for name, values in profiles.items()} if self._settings else profiles
+
+    @property
+    def estimator_output_dim(self) -> int:
+        return self.base.estimator_output_dim
+
+    @property
+    def estimator_labels(self) -> dict[str, tuple[int, ...]] | None:
+        return self.base.estimator_labels
+
+    def estimator_options(self) -> dict[str, Any]:
+        return self.base.estimator_options()
+
+    def estimator_loss(self, prediction: Tensor, labels: dict[str, Tensor]) -> Tensor:
+        return self.base.estimator_loss(prediction, labels)
+
+    def estimator_metrics(self, prediction: Tensor, labels: dict[str, Tensor]) -> dict[str, float]:
+        return self.base.estimator_metrics(prediction, labels)
+
+    @property
+    def primary_metric(self) -> MetricSpec:
+        return self.base.primary_metric
+
+    def augment(self, images: Tensor, labels: dict[str, Tensor], generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.base.augment(images, labels, generator)
+
+    def save_figures(self, metrics_by_set: dict[str, dict[str, float]], out_dir: Path) -> list[Path]:
+        return self.base.save_figures(metrics_by_set, out_dir)
+
+    def label_preservation(self, synthetic: LabelledImages, refined: Tensor) -> dict[str, float]:
+        return self.base.label_preservation(synthetic, refined)

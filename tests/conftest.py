@@ -19,7 +19,7 @@ from simgan_toolkit.losses import SimGANLoss
 from simgan_toolkit.networks import LocalDiscriminator, ResNetRefiner
 from simgan_toolkit.plugin import PluginManager, Registry
 from simgan_toolkit.task import ImageSpec
-from simgan_toolkit.training import SimGANTrainer
+from simgan_toolkit.training import SimGANNetworks, SimGANTrainer, refiner_spec
 
 TINY_H, TINY_W = 12, 16
 TINY_LAYERS = ["conv3s2-8", "conv1-2"]
@@ -71,6 +71,7 @@ def tiny_config():
                 "discriminator_optimizer": {"name": "adam", "lr": 1e-2},
             },
             "data": {"n_synthetic": 16, "n_real": 16, "n_test": 8, "n_target_train": 0},
+            "estimator": {"name": "gaze_cnn"},
         }
         return RunConfig.model_validate(deep_merge(base, override))
 
@@ -97,12 +98,8 @@ def make_trainer(tiny_spec, tiny_images):
         discriminator = LocalDiscriminator(1, **config.discriminator.factory_options())
         synthetic = tiny_images(16, seed=1) if synthetic is None else synthetic
         real = tiny_images(16, seed=2, scale=0.5, shift=0.2) if real is None else real
-        return SimGANTrainer(
-            config, tiny_spec, refiner, discriminator, Identity(), SimGANLoss(), synthetic, real,
-            torch.device("cpu"), out_dir,
-            refiner_spec={"name": "resnet", "options": {"in_channels": 1, **config.refiner.factory_options()}},
-            progress=False,
-        )
+        networks = SimGANNetworks(refiner, discriminator, Identity(), SimGANLoss(), refiner_spec(config, tiny_spec))
+        return SimGANTrainer(config, tiny_spec, networks, synthetic, real, torch.device("cpu"), out_dir, progress=False)
 
     return make
 

@@ -21,14 +21,14 @@ def _gaze(rgb: bool) -> Any:
 
 
 def _gaze_camera(camera: str, rgb: bool, name: str) -> Any:
-    """A gaze task whose "real" images come from another target camera (``nir``, ``webcam``)."""
-    from simgan_gaze.task import GazeTask
+    """The gaze task with another target camera (``nir``, ``webcam``) playing "real"."""
+    from simgan_gaze.task import GazeTask, eye_camera
 
     if camera == "nir":
         from simgan_gaze.nir import simulate_nir_eyes as target
     else:
         from simgan_gaze.webcam import simulate_webcam_eyes as target
-    return GazeTask(rgb=rgb, target=target, name=name)
+    return GazeTask(rgb=rgb).derive(name=name, target=eye_camera(target, rgb))
 
 
 #: Other target cameras: task name -> (camera, rgb, description).

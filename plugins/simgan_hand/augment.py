@@ -61,7 +61,8 @@ def warp_sample(
 
 
 def rotation_matrix(angle_degrees: float, size: int, n: int = 1, device: torch.device | str = "cpu") -> Tensor:
-    """A pure rotation about the crop centre as an (N, 2, 3) matrix (for tests and tools)."""
+    """A pure rotation by ``angle_degrees`` about the crop centre as an (N, 2, 3) matrix for
+    :func:`warp_sample` (positive: counter-clockwise as displayed, row 0 at the top)."""
     centre = torch.full((n, 2), (size - 1) / 2, device=device)
     return kornia.geometry.transform.get_rotation_matrix2d(
         centre, torch.full((n,), float(angle_degrees), device=device), torch.ones(n, 2, device=device)

@@ -14,33 +14,33 @@ from typing import Any
 from simgan_toolkit.plugin import Register, hookimpl
 
 
-def _hand_depth(scene: str, name: str) -> Any:
+def _hand_depth(scene: str) -> Any:
     from simgan_hand.task import HandDepthTask
 
-    return HandDepthTask(scene=scene, name=name)  # type: ignore[arg-type]
+    return HandDepthTask(scene=scene)  # type: ignore[arg-type]
 
 
 def _hand_depth_camera(camera: str, name: str) -> Any:
     """``hand_depth`` with another target camera (``tof``, ``stereo``) playing "real"."""
-    from simgan_hand.task import HandDepthTask
+    from simgan_hand.task import HandDepthTask, depth_camera
 
     if camera == "tof":
         from simgan_hand.tof import simulate_tof_hands as target
     else:
         from simgan_hand.stereo import simulate_stereo_hands as target
-    return HandDepthTask(scene="hand_arm_wall", name=name, target=target)
+    return HandDepthTask().derive(name=name, target=depth_camera(target))
 
 
 @hookimpl
 def simgan_register_tasks(register: Register) -> None:
     register.task(
         "hand_depth",
-        lambda: _hand_depth("hand_arm_wall", "hand_depth"),
+        lambda: _hand_depth("hand_arm_wall"),
         description="224x224 hand depth, 14 NYU joints: simulator (hand, forearm, wall) vs Kinect-like target",
     )
     register.task(
         "hand_depth_bare",
-        lambda: _hand_depth("hand", "hand_depth_bare"),
+        lambda: _hand_depth("hand"),
         description="as hand_depth, but the simulator renders the bare hand model (like NYU synthdepth)",
     )
     register.task(

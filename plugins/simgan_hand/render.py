@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
-import kornia
 import torch
 from torch import Tensor
 
@@ -553,89 +552,3 @@ def mask_outside_frame(depth_mm: Tensor, crop: CropParams) -> Tensor:
 def render_hand_depth_mm(pose: HandPose, crop: CropParams, joints: Tensor | None = None) -> Tensor:
     """Clean hand depth (N, 1, S, S) in mm through the given crops; inf where no hand."""
     return render_primitives(hand_primitives(pose, joints), crop)
-
-
-def render_depth_crop(
-    pose: HandPose,
-    *,
-    size: int = DEFAULT_SIZE,
-    cube_mm: float = DEFAULT_CUBE_MM,
-    intrinsics: CameraIntrinsics = NYU_INTRINSICS,
-) -> Tensor:
-    """Render N hands into normalised NYU-style crops (N, 1, size, size) in [-1, 1] (+1 far)."""
-    if len(pose) == 0:
-        raise ValueError("pose holds no hands; need at least one to render")
-    crop = crop_for_pose(pose, size, cube_mm, intrinsics)
-    return crop.depth_to_image(render_hand_depth_mm(pose, crop))
-
-
-def joint_labels(
-    pose: HandPose, crop: CropParams, joints: Tensor | None = None
-) -> dict[str, Tensor]:
-    """Labels of every skeleton joint for the given crops.
-
-    Returns:
-        ``uvd`` (N, J, 3): crop column, crop row (px, 0 .. S-1 inside the crop) and normalised
-        depth (like the image, not clipped); ``xyz`` (N, J, 3): camera space, mm;
-        ``centre_mm`` (N, 3): the crop centre.
-    """
-    if joints is None:
-        joints = forward_kinematics(pose)
-    return {"uvd": crop.project(joints), "xyz": joints, "centre_mm": crop.centre_mm}
-
-
-def hand_centre_uvd(crop: CropParams) -> Tensor:
-    """(N, 3) crop ``uvd`` of the hand centre: always ``((S-1)/2, (S-1)/2, 0)``."""
-    return crop.project(crop.centre_mm.unsqueeze(1))[:, 0]
-
-
-# --------------------------------------------------------------------------------------------
-# Augmentation
-# --------------------------------------------------------------------------------------------
-
-
-def rotation_matrix(
-    angle_rad: float | Tensor, n: int, size: tuple[int, int], device: torch.device
-) -> Tensor:
-    """(N, 2, 3) affine matrices rotating pixel coordinates about the crop centre.
-
-    Positive angles turn the image counter-clockwise as displayed (row 0 at the top), the
-    kornia/OpenCV convention: ``p' = R (p - c) + c`` with ``R = [[cos, sin], [-sin, cos]]``
-    and ``c = ((W - 1) / 2, (H - 1) / 2)``.
-    """
-    angle = torch.as_tensor(angle_rad, dtype=torch.float32, device=device).reshape(-1).expand(n)
-    h, w = size
-    centre = torch.tensor([[(w - 1) / 2.0, (h - 1) / 2.0]], device=device).expand(n, 2)
-    return kornia.geometry.transform.get_rotation_matrix2d(
-        centre, torch.rad2deg(angle), torch.ones(n, 2, device=device)
-    )
-
-
-def rotate_sample(
-    images: Tensor, joints_uvd: Tensor, angle_rad: float | Tensor, mode: str = "nearest"
-) -> tuple[Tensor, Tensor]:
-    """Rotate depth crops and their joint labels in the image plane about the crop centre.
-
-    Args:
-        images: (N, C, H, W) normalised depth crops.
-        joints_uvd: (N, K, 3) labels ``(u, v, d)``; ``d`` is unchanged by an in-plane rotation.
-        angle_rad: rotation angle(s), a float or (N,) tensor; positive = counter-clockwise.
-        mode: image interpolation; ``nearest`` (default) never blends hand and background
-            depths into values no sensor produced.
-
-    Returns:
-        ``(images, joints_uvd)`` rotated; uncovered corners get the far value +1.
-    """
-    if images.ndim != 4 or joints_uvd.ndim != 3 or joints_uvd.shape[-1] != 3:
-        raise ValueError(
-            f"expected images (N, C, H, W) and joints (N, K, 3), got {tuple(images.shape)} "
-            f"and {tuple(joints_uvd.shape)}"
-        )
-    n, _, h, w = images.shape
-    m = rotation_matrix(angle_rad, n, (h, w), images.device)
-    # Pad with the far value: warp (x - far) with zero padding, then add it back.
-    rotated = kornia.geometry.transform.warp_affine(
-        images - FAR_VALUE, m, (h, w), mode=mode, padding_mode="zeros", align_corners=True
-    ) + FAR_VALUE
-    uv = joints_uvd[..., :2] @ m[:, :, :2].transpose(1, 2) + m[:, :, 2].unsqueeze(1)
-    return rotated, torch.cat([uv, joints_uvd[..., 2:]], dim=-1)

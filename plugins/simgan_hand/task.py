@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import copy
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,53 +24,62 @@ from simgan_hand.heatmaps import heatmap_to_crop, pck_curve, soft_argmax
 from simgan_hand.kinect import simulate_kinect_hands
 from simgan_hand.skeleton import DEFAULT_CUBE_MM as CUBE_MM
 from simgan_hand.simulator import SCENES, Scene, simulate_hands
-from simgan_toolkit.task import ImageSpec, LabelledImages, MetricSpec, Task
+from simgan_toolkit.task import ImageSource, ImageSpec, LabelledImages, MetricSpec, Task, seeded_generator
 
 SIZE = 224
 NUM_JOINTS = 14
 #: Normalised depth at or beyond which a pixel is background (far value +1; a margin for noise).
 FOREGROUND_BELOW = 0.98
 PCK_MAX_PX = 20
+#: The task's name for each simulator scene.
+TASK_NAMES: dict[str, str] = {"hand_arm_wall": "hand_depth", "hand": "hand_depth_bare", "hand_arm": "hand_depth_arm"}
 #: A target ("real") depth camera: ``(n, generator, *, device, size) -> (images, labels)``.
 TargetHands = Callable[..., tuple[Tensor, dict[str, Tensor]]]
+
+
+def depth_camera(camera: TargetHands) -> ImageSource:
+    """``camera`` (called like :func:`simulate_kinect_hands`) as a task's target image source:
+    (n, 1, 224, 224) depth crops with their ``joints_uvd`` (n, 14, 3) and other labels.
+    A partial of a module function, not a closure, so that a task holding it can be pickled."""
+    return partial(_draw_hands, camera)
+
+
+def _draw_hands(camera: TargetHands, n: int, generator: torch.Generator, device: torch.device) -> LabelledImages:
+    images, labels = camera(n, generator, device=device, size=SIZE)
+    return LabelledImages(images, labels)
 
 
 class HandDepthTask(Task):
     """Hand pose from depth: 14 joints as heatmaps, scored by % of joints within d pixels."""
 
-    name = "hand_depth"
     #: The default CPU profile is too short for an estimator that places most joints within
     #: 5 px; ``long`` (under 20 minutes on 2 cores) is (docs/hand.md).
     full_effect_profile = "long"
 
-    def __init__(
-        self, scene: Scene = "hand_arm_wall", name: str = "hand_depth", target: TargetHands = simulate_kinect_hands
-    ) -> None:
+    def __init__(self, scene: Scene = "hand_arm_wall") -> None:
         """``scene``: what the simulator renders around the hand (:data:`simgan_hand.simulator.SCENES`);
-        ``target``: the "real" depth camera, called like :func:`simulate_kinect_hands`."""
+        the task's name follows from it (:data:`TASK_NAMES`).
+        The same task through another depth camera is
+        ``HandDepthTask(scene).derive(name=..., target=depth_camera(camera))``."""
         if scene not in SCENES:
             raise ValueError(f"scene must be one of {SCENES}, got {scene!r}")
         self.scene = scene
-        self.name = name
-        self.target = target
+        self.name = TASK_NAMES[scene]
+        self._target = depth_camera(simulate_kinect_hands)
 
     @property
     def image_spec(self) -> ImageSpec:
         return ImageSpec(channels=1, height=SIZE, width=SIZE)
 
-    def _generator(self, seed: int, device: torch.device) -> torch.Generator:
-        return torch.Generator(device=device).manual_seed(seed)
-
     def synthetic(self, n: int, seed: int, device: torch.device) -> LabelledImages:
-        images, labels = simulate_hands(n, self._generator(seed, device), device=device, size=SIZE, scene=self.scene)
+        images, labels = simulate_hands(n, seeded_generator(seed, device), device=device, size=SIZE, scene=self.scene)
         return LabelledImages(images, labels)
 
     def real(self, n: int, seed: int, device: torch.device) -> Tensor:
         return self.real_labelled(n, seed, device).images
 
     def real_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
-        images, labels = self.target(n, self._generator(seed, device), device=device, size=SIZE)
-        return LabelledImages(images, labels)
+        return self._target(n, seeded_generator(seed, device), device)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         return hand_profiles()

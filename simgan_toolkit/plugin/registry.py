@@ -169,6 +169,13 @@ class Register:
         """Register a task; ``factory()`` returns a :class:`simgan_toolkit.task.Task`."""
         self._add("task", name, factory, description)
 
+    def task_on(self, name: str, base: str, derive: Callable[[Any], Any], *, description: str = "") -> None:
+        """Register a task built on the registered task ``base``: ``derive(base_task)`` returns it,
+        typically ``base_task.derive(name=name, target=...)`` (:meth:`simgan_toolkit.task.Task.derive`).
+        ``base`` is looked up in the same registry when the task is built, so it may come from any plugin."""
+        registry = self._registry
+        self._add("task", name, lambda: derive(registry.create("task", base)), description)
+
     def refiner(self, name: str, factory: Callable[..., Any], *, description: str = "") -> None:
         """Register a refiner architecture."""
         self._add("refiner", name, factory, description)

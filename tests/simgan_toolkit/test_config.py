@@ -20,14 +20,18 @@ from simgan_toolkit.config import (
 from simgan_toolkit.errors import ConfigError
 from simgan_toolkit.networks import EYE_LAYERS
 
+#: Core has no default estimator: every test config names one (a made-up name; nothing is built).
+ESTIMATOR = {"name": "est"}
+NAMED = {"default": {"estimator": ESTIMATOR}}
+
 PROFILES = {
-    "quick": {"train": {"lam": 0.1, "k_g": 3, "k_d": 4, "batch_size": 8, "history_size": 64}, "refiner": {"width": 8}},
+    "quick": {"estimator": ESTIMATOR, "train": {"lam": 0.1, "k_g": 3, "k_d": 4, "batch_size": 8, "history_size": 64}, "refiner": {"width": 8}},
     "other": {},
 }
 
 
-def test_defaults_are_the_paper_eye_settings():
-    c = RunConfig(task="t")
+def test_defaults_of_every_section():
+    c = RunConfig(task="t", estimator=ESTIMATOR)
     assert (c.profile, c.seed, c.device) == ("default", 0, "auto")
     assert (c.refiner.name, c.refiner.width, c.refiner.blocks, c.refiner.kernel_size) == ("resnet", 64, 4, 3)
     assert (c.refiner.output, c.refiner.noise_channels) == ("tanh", 0)
@@ -40,9 +44,18 @@ def test_defaults_are_the_paper_eye_settings():
     assert "name" not in c.discriminator.factory_options()
 
 
+def test_a_run_without_an_estimator_name_says_so():
+    """No domain default: a profile that names no estimator is one ConfigError naming the field."""
+    with pytest.raises(ConfigError, match=r"^invalid configuration: estimator\.name is not set: task 't', profile 'other'"):
+        build_config("t", "other", PROFILES)
+    assert build_config("t", "other", PROFILES, overrides=["estimator.name=x"]).estimator.name == "x"
+    with pytest.raises(ValidationError, match=r"estimator\.name is not set"):
+        RunConfig(task="t")
+
+
 def test_default_profile_needs_no_entry():
-    c = build_config("t", "default", {})
-    assert c == RunConfig(task="t")
+    c = build_config("t", "default", NAMED)
+    assert c == RunConfig(task="t", estimator=ESTIMATOR)
 
 
 def test_precedence_profile_file_set(tmp_path):
@@ -60,10 +73,10 @@ def test_precedence_profile_file_set(tmp_path):
 
 def test_later_set_wins_and_json_file(tmp_path):
     cfg = tmp_path / "saved.json"
-    cfg.write_text(json.dumps(RunConfig(task="t", seed=7).model_dump(mode="json")))
-    c = build_config("t", "default", {}, config_file=cfg, overrides=["seed=1", "seed=2"])
+    cfg.write_text(json.dumps(RunConfig(task="t", estimator=ESTIMATOR, seed=7).model_dump(mode="json")))
+    c = build_config("t", "default", NAMED, config_file=cfg, overrides=["seed=1", "seed=2"])
     assert c.seed == 2
-    assert c.train == RunConfig(task="t").train
+    assert c.train == RunConfig(task="t", estimator=ESTIMATOR).train
 
 
 @pytest.mark.parametrize(
@@ -123,7 +136,7 @@ def test_parse_override_bad(item):
 )
 def test_invalid_value_names_field(override, field):
     with pytest.raises(ConfigError) as info:
-        build_config("t", "default", {}, overrides=[override])
+        build_config("t", "default", NAMED, overrides=[override])
     msg = str(info.value)
     assert msg.startswith("invalid configuration: ")
     assert f"{field}:" in msg
@@ -132,7 +145,7 @@ def test_invalid_value_names_field(override, field):
 
 def test_several_errors_in_one_message():
     with pytest.raises(ConfigError) as info:
-        build_config("t", "default", {}, overrides=["train.k_g=0", "train.k_d=0"])
+        build_config("t", "default", NAMED, overrides=["train.k_g=0", "train.k_d=0"])
     assert "train.k_g:" in str(info.value) and "train.k_d:" in str(info.value)
 
 
@@ -146,7 +159,7 @@ def test_unknown_profile():
 def test_missing_config_file(tmp_path):
     path = tmp_path / "absent.toml"
     with pytest.raises(ConfigError, match="absent.toml.*does not exist"):
-        build_config("t", "default", {}, config_file=path)
+        build_config("t", "default", NAMED, config_file=path)
 
 
 @pytest.mark.parametrize("name,text", [("bad.toml", "[train\nlam = "), ("bad.json", "{not json"), ("bin.toml", None)])
@@ -162,23 +175,23 @@ def test_invalid_config_file(tmp_path, name, text):
 
 def test_history_size_must_hold_half_a_batch():
     with pytest.raises(ConfigError, match=r"train\.history_size \(3\).*half a batch"):
-        build_config("t", "default", {}, overrides=["train.batch_size=8", "train.history_size=3"])
-    ok = build_config("t", "default", {}, overrides=["train.batch_size=8", "train.history_size=4"])
+        build_config("t", "default", NAMED, overrides=["train.batch_size=8", "train.history_size=3"])
+    ok = build_config("t", "default", NAMED, overrides=["train.batch_size=8", "train.history_size=4"])
     assert ok.train.history_size == 4
     # Without a history buffer the size does not matter.
-    build_config("t", "default", {}, overrides=["train.batch_size=8", "train.history_size=1", "train.history=false"])
+    build_config("t", "default", NAMED, overrides=["train.batch_size=8", "train.history_size=1", "train.history=false"])
 
 
 def test_validate_assignment():
-    c = RunConfig(task="t")
+    c = RunConfig(task="t", estimator=ESTIMATOR)
     with pytest.raises(ValidationError, match="k_g"):
         c.train.k_g = 0
 
 
 def test_config_differences_name_each_field_and_both_values():
-    saved = resume_comparable(RunConfig(task="t", profile="smoke").model_dump(mode="json"))
+    saved = resume_comparable(RunConfig(task="t", estimator=ESTIMATOR, profile="smoke").model_dump(mode="json"))
     current = resume_comparable(
-        build_config("t", "default", {}, overrides=["train.steps=800", "refiner.output='residual'", "feature.options={a = 1}"])
+        build_config("t", "default", NAMED, overrides=["train.steps=800", "refiner.output='residual'", "feature.options={a = 1}"])
         .model_dump(mode="json")
     )
     assert config_differences(saved, saved) == []
@@ -207,18 +220,18 @@ def test_config_file_that_is_not_a_table_is_config_error(tmp_path):
     path = tmp_path / "list.json"
     path.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="list.json"):
-        build_config("t", "default", {}, config_file=path)
+        build_config("t", "default", NAMED, config_file=path)
 
 
 @pytest.mark.parametrize("override", ["train.refiner_optimizer.lr=inf", "train.lam=inf"])
 def test_infinite_values_rejected(override):
     with pytest.raises(ConfigError, match=override.split("=")[0]):
-        build_config("t", "default", {}, overrides=[override])
+        build_config("t", "default", NAMED, overrides=[override])
 
 
 # --- data sources on disk -----------------------------------------------------------------
 def test_data_sides_default_to_the_task_generators():
-    data = build_config("t", "default", {}).data
+    data = build_config("t", "default", NAMED).data
     assert (data.synthetic, data.real, data.test, data.target_train) == (None, None, None, None)
 
 
@@ -229,7 +242,7 @@ def test_data_source_from_toml_and_set(tmp_path, monkeypatch):
         '[data.real]\npath = "mpii"\nformat = "mpiigaze"\noptions = {split = "test"}\n'
         '[data.test]\npath = "/data/test.h5"\n'
     )
-    config = build_config("t", "default", {}, config_file=path, overrides=["data.synthetic=syn.h5", "data.real.skip_bad=true"])
+    config = build_config("t", "default", NAMED, config_file=path, overrides=["data.synthetic=syn.h5", "data.real.skip_bad=true"])
     real = config.data.real
     assert (real.path, real.format, real.options, real.skip_bad) == (str(tmp_path / "mpii"), "mpiigaze", {"split": "test"}, True)
     assert (config.data.test.path, config.data.test.format) == ("/data/test.h5", "auto")
@@ -251,5 +264,5 @@ def test_data_source_from_toml_and_set(tmp_path, monkeypatch):
 )
 def test_bad_data_source_names_the_field(overrides, field):
     with pytest.raises(ConfigError) as info:
-        build_config("t", "default", {}, overrides=overrides)
+        build_config("t", "default", NAMED, overrides=overrides)
     assert field in str(info.value)

@@ -87,3 +87,29 @@ def test_profiles_validate(profile):
         assert (config.refiner.width, config.refiner.blocks, config.refiner.kernel_size) == (64, 4, 3)
         assert config.refiner.noise_channels == 0 and config.refiner.output == "tanh"
         assert config.train.refiner_pretrain_steps == 1000 and config.train.discriminator_pretrain_steps == 200
+
+
+@pytest.mark.parametrize("name,camera,rgb", [
+    ("gaze_nir", "simgan_gaze.nir:simulate_nir_eyes", False),
+    ("gaze_nir_rgb", "simgan_gaze.nir:simulate_nir_eyes", True),
+    ("gaze_webcam", "simgan_gaze.webcam:simulate_webcam_eyes", False),
+    ("gaze_webcam_rgb", "simgan_gaze.webcam:simulate_webcam_eyes", True),
+])
+def test_other_cameras_are_the_gaze_task_with_only_the_target_replaced(registry, name, camera, rgb):
+    """Derived tasks: the camera's own output for a generator seeded with the data set's seed."""
+    import importlib
+
+    module, function = camera.split(":")
+    simulate = getattr(importlib.import_module(module), function)
+    task, base = registry.create("task", name), GazeTask(rgb=rgb)
+    assert task.name == name and task.profiles() == base.profiles() and task.image_spec == base.image_spec
+    images, labels = simulate(3, torch.Generator().manual_seed(7), rgb=rgb, device=CPU)
+    got = task.real_labelled(3, 7, CPU)
+    assert torch.equal(got.images, images) and got.labels.keys() == labels.keys()
+    assert all(torch.equal(got.labels[k], labels[k]) for k in labels)
+    assert torch.equal(task.real(3, 7, CPU), images)
+    assert torch.equal(task.synthetic(3, 7, CPU).images, base.synthetic(3, 7, CPU).images)
+
+
+def test_gaze_tasks_name_themselves():
+    assert (GazeTask().name, GazeTask(rgb=True).name) == ("gaze", "gaze_rgb")

@@ -17,12 +17,10 @@ from simgan_hand.render import (
     crop_params,
     ellipsoid_ray_depth,
     hand_primitives,
-    joint_labels,
-    render_depth_crop,
     render_hand_depth_mm,
     render_primitives,
-    rotate_sample,
 )
+from simgan_hand.augment import rotation_matrix, warp_sample
 from simgan_hand.simulator import simulate_hands
 from simgan_hand.skeleton import (
     HAND_CENTRE_JOINT,
@@ -203,7 +201,7 @@ def test_joints_lie_on_the_rendered_hand(size: int) -> None:
     crop = crop_for_pose(pose, size)
     joints = forward_kinematics(pose)
     image = crop.depth_to_image(render_hand_depth_mm(pose, crop, joints))
-    uvd = joint_labels(pose, crop, joints)["uvd"]
+    uvd = crop.project(joints)
     col, row = uvd[..., 0].round().long(), uvd[..., 1].round().long()
     inside = (col >= 0) & (col < size) & (row >= 0) & (row < size)
     assert inside.float().mean() > 0.98
@@ -285,11 +283,12 @@ def test_range_and_background_value() -> None:
 
 def test_resolution_changes_only_sampling() -> None:
     pose = sample_hand_pose(16, _gen(17))
-    big = render_depth_crop(pose, size=224)
-    small = render_depth_crop(pose, size=112)
+    crop_big, crop_small = crop_for_pose(pose, 224), crop_for_pose(pose, 112)
+    big = crop_big.depth_to_image(render_hand_depth_mm(pose, crop_big))
+    small = crop_small.depth_to_image(render_hand_depth_mm(pose, crop_small))
     # Same window: crop coordinates scale as (u + 0.5) * 112 / 224 - 0.5.
-    uv_big = joint_labels(pose, crop_for_pose(pose, 224))["uvd"]
-    uv_small = joint_labels(pose, crop_for_pose(pose, 112))["uvd"]
+    joints = forward_kinematics(pose)
+    uv_big, uv_small = crop_big.project(joints), crop_small.project(joints)
     assert torch.allclose((uv_big[..., :2] + 0.5) / 2 - 0.5, uv_small[..., :2], atol=1e-3)
     assert torch.allclose(uv_big[..., 2], uv_small[..., 2])
     # Hand area (as a fraction of the crop) and mean hand depth agree.
@@ -340,12 +339,12 @@ def test_rotation_moves_marker_to_rotated_label(angle_deg: float) -> None:
         image[i, 0, v - 1 : v + 2, u - 1 : u + 2] = -1.0  # 3x3 marker centred on the label
     labels = torch.cat([points, torch.full((len(points), 1), -0.2)], dim=1).unsqueeze(1)
     labels[3, 0, :2] = torch.tensor([31.0, 31.0])
-    rotated, new = rotate_sample(image, labels, math.radians(angle_deg))
+    rotated, new = warp_sample(image, labels, rotation_matrix(angle_deg, size, n=len(points)))
     assert torch.equal(new[..., 2], labels[..., 2])
     for i in range(len(points)):
         u, v = new[i, 0, :2].round().long().tolist()
         if 0 <= u < size and 0 <= v < size:
-            assert rotated[i, 0, v, u] == -1.0
+            assert rotated[i, 0, v, u] < 0
         marker = (rotated[i, 0] < 0).nonzero().float()
         assert (marker.mean(0).flip(0) - new[i, 0, :2]).norm() < 0.5
     if angle_deg % 90:
@@ -355,12 +354,12 @@ def test_rotation_moves_marker_to_rotated_label(angle_deg: float) -> None:
 def test_rotation_direction_and_rendered_hand() -> None:
     c = 31.5
     labels = torch.tensor([[[c + 10.0, c, 0.0]]])
-    _, new = rotate_sample(torch.ones(1, 1, 64, 64), labels, math.pi / 2)
+    _, new = warp_sample(torch.ones(1, 1, 64, 64), labels, rotation_matrix(90.0, 64))
     # Counter-clockwise as displayed: right of the centre goes up (smaller row).
     assert torch.allclose(new[0, 0, :2], torch.tensor([c, c - 10.0]), atol=1e-4)
     images, lab = simulate_hands(8, _gen(20), size=96)
-    angles = torch.linspace(-0.35, 0.35, 8)  # +-20 deg, the paper's augmentation
-    rot, uvd = rotate_sample(images, lab["joints_uvd"], angles)
+    matrices = torch.cat([rotation_matrix(a, 96) for a in torch.linspace(-20, 20, 8).tolist()])  # the paper's +-20 deg
+    rot, uvd = warp_sample(images, lab["joints_uvd"], matrices)
     col, row = uvd[..., 0].round().long(), uvd[..., 1].round().long()
     ok = (col >= 0) & (col < 96) & (row >= 0) & (row < 96)
     idx = torch.arange(8)[:, None].expand(8, 14)

@@ -114,7 +114,7 @@ def test_bad_scene_and_missing_generator_are_clear_errors() -> None:
 
 
 def test_task_renders_its_scene() -> None:
-    bare = HandDepthTask(scene="hand", name="hand_depth_bare").synthetic(4, 1, torch.device("cpu"))
+    bare = HandDepthTask(scene="hand").synthetic(4, 1, torch.device("cpu"))
     full = HandDepthTask().synthetic(4, 1, torch.device("cpu"))
     assert torch.equal(bare.labels["joints_uvd"], full.labels["joints_uvd"])
     assert (full.images <= bare.images).all() and not torch.equal(full.images, bare.images)

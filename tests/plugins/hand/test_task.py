@@ -117,3 +117,28 @@ def test_profiles_validate(profile):
         assert (config.refiner.kernel_size, config.refiner.blocks) == (7, 10)
         assert config.discriminator.layers[0] == "conv7s4-96"
         assert config.estimator.options["heatmap_size"] == 64 and config.estimator.options["stacks"] == 2
+
+
+@pytest.mark.parametrize("name,camera", [
+    ("hand_depth_tof", "simgan_hand.tof:simulate_tof_hands"),
+    ("hand_depth_stereo", "simgan_hand.stereo:simulate_stereo_hands"),
+])
+def test_other_cameras_are_the_hand_task_with_only_the_target_replaced(registry, name, camera):
+    """Derived tasks: the camera's own output for a generator seeded with the data set's seed."""
+    import importlib
+
+    module, function = camera.split(":")
+    simulate = getattr(importlib.import_module(module), function)
+    task, base = registry.create("task", name), HandDepthTask()
+    assert task.name == name and task.profiles() == base.profiles() and task.full_effect_profile == "long"
+    cpu = torch.device("cpu")
+    images, labels = simulate(2, torch.Generator().manual_seed(3), device=cpu, size=SIZE)
+    got = task.real_labelled(2, 3, cpu)
+    assert torch.equal(got.images, images) and all(torch.equal(got.labels[k], labels[k]) for k in labels)
+    assert torch.equal(task.real(2, 3, cpu), images)
+    # Members the task adds beyond Task are read through from the base.
+    assert task.predict_joints(torch.zeros(1, NUM_JOINTS, 8, 8)).shape == (1, NUM_JOINTS, 2)
+
+
+def test_hand_tasks_name_themselves_after_their_scene():
+    assert (HandDepthTask().name, HandDepthTask(scene="hand").name) == ("hand_depth", "hand_depth_bare")

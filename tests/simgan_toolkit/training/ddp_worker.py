@@ -29,6 +29,7 @@ def _tiny_config(**train: Any):
         "task": "tiny", "seed": 0, "device": "cpu",
         "refiner": {"width": 4, "blocks": 1, "output": "tanh", "noise_channels": 1},
         "discriminator": {"layers": ["conv3s2-8", "conv1-2"], "norm": "batch"},
+        "estimator": {"name": "gaze_cnn"},
         "train": {
             "batch_size": 4, "refiner_pretrain_steps": 2, "discriminator_pretrain_steps": 2, "steps": 5,
             "history_size": 6, "log_every": 1, "sample_every": 2, "checkpoint_every": 2,
@@ -43,7 +44,7 @@ def _trainer(config, out: Path, init_seed: int):
     from simgan_toolkit.losses import SimGANLoss
     from simgan_toolkit.networks import LocalDiscriminator, ResNetRefiner
     from simgan_toolkit.task import ImageSpec
-    from simgan_toolkit.training import SimGANTrainer
+    from simgan_toolkit.training import SimGANNetworks, SimGANTrainer
 
     torch.manual_seed(init_seed)
     refiner = ResNetRefiner(1, **config.refiner.factory_options()).to(memory_format=torch.channels_last)
@@ -51,10 +52,8 @@ def _trainer(config, out: Path, init_seed: int):
     g = torch.Generator().manual_seed(1)
     synthetic = torch.rand(16, 1, TINY_H, TINY_W, generator=g) * 2 - 1
     real = (torch.rand(16, 1, TINY_H, TINY_W, generator=g) * 2 - 1) * 0.5 + 0.2
-    return SimGANTrainer(
-        config, ImageSpec(1, TINY_H, TINY_W), refiner, discriminator, Identity(), SimGANLoss(), synthetic, real,
-        torch.device("cpu"), out, refiner_spec={"name": "resnet", "options": {"in_channels": 1}}, progress=False,
-    )
+    networks = SimGANNetworks(refiner, discriminator, Identity(), SimGANLoss(), {"name": "resnet", "options": {"in_channels": 1}})
+    return SimGANTrainer(config, ImageSpec(1, TINY_H, TINY_W), networks, synthetic, real, torch.device("cpu"), out, progress=False)
 
 
 def _weights(trainer) -> dict[str, dict[str, torch.Tensor]]:
@@ -95,17 +94,17 @@ def run_trainer(out: Path) -> dict[str, Any]:
 
 def run_pipeline(out: Path) -> dict[str, Any]:
     """The whole job through the CLI (learned psi, bf16 autocast), in the caller's process group."""
-    from simgan_toolkit import pipeline
+    from simgan_toolkit.pipeline import simgan
     from simgan_toolkit.cli import main
 
     trainers: list[Any] = []
 
-    class Recorded(pipeline.SimGANTrainer):
+    class Recorded(simgan.SimGANTrainer):
         def train(self, *args: Any, **kwargs: Any):  # type: ignore[override]
             trainers.append(self)
             return super().train(*args, **kwargs)
 
-    pipeline.SimGANTrainer = Recorded  # type: ignore[misc]
+    simgan.SimGANTrainer = Recorded  # type: ignore[misc]
     code = main(["run", "--task", "gaze", "--profile", "smoke", "--device", "cpu", "--no-progress", "--out", str(out),
                  "--set", "feature.name='learned'", "--set", "train.amp='bf16'"])
     (trainer,) = trainers
