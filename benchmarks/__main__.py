@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from benchmarks.runner import run_suite
         from benchmarks.suites import get_suite
-        from simgan_toolkit.pipeline import resolve_device
+        from simgan_toolkit.environment import resolve_device
         from simgan_toolkit.plugin import get_registry
 
         registry = get_registry()

@@ -14,7 +14,7 @@ from typing import Any
 from benchmarks.context import BenchContext
 from benchmarks.refining import RefinerRun, train_refiner
 from benchmarks.scoring import aggregate, score_row
-from benchmarks.sim2real import add_gap_closed
+from benchmarks.sim2real import REFINED_ROW, add_gap_closed
 
 GROUPS = ("history", "discriminator", "feature", "lam", "k_g")
 FEATURES = ("identity", "channel_mean", "gradients", "learned")
@@ -61,7 +61,7 @@ def run_ablations(ctx: BenchContext, sim2real: dict[str, Any], artefacts: dict[s
     cfg = ctx.config
     reference = f"SimGAN, as configured ({cfg.discriminator.name} D, psi = {cfg.feature.name}, lambda = {cfg.train.lam:g}, K_g = {cfg.train.k_g})"
     seeds = ctx.suite.ablation_seeds or ctx.suite.seeds
-    ref_row = sim2real["refined (SimGAN)"]
+    ref_row = sim2real[REFINED_ROW]
     rows: dict[str, dict[str, Any]] = {reference: {**ref_row, **aggregate(ref_row["per_seed"][:seeds]), "per_seed": ref_row["per_seed"][:seeds], "group": "reference"}}
     runs: list[RefinerRun] = []
     ctx.say(f"[{cfg.task}] ablations ({seeds} seeds)")

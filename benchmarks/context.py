@@ -16,11 +16,13 @@ from torch import Tensor
 
 from benchmarks.suites import Suite
 from simgan_toolkit.config import RunConfig, build_config
+from simgan_toolkit.pipeline.data import SEED_OFFSETS
 from simgan_toolkit.plugin import Registry
 from simgan_toolkit.task import LabelledImages, Task
 
-# Offsets from the run seed, one per split (the validation split is the benchmark's own).
-SEED_SYNTHETIC, SEED_REAL, SEED_TEST, SEED_TARGET, SEED_VAL = 101, 202, 303, 404, 505
+#: Offset from the run seed of the validation split, the benchmark's own; the other splits use
+#: the pipeline's (:data:`simgan_toolkit.pipeline.data.SEED_OFFSETS`), so they hold a run's images.
+SEED_VAL = 505
 
 
 @dataclass
@@ -34,6 +36,8 @@ class BenchContext:
         real: unlabelled target images (N, C, H, W) for SimGAN training and the realism tests.
         val / test / target: labelled target images: validation (baseline tuning only), test
             (scoring) and the oracle's training set.
+        extra_overrides: the command line's ``--set`` overrides, applied after the suite's to
+            every config of the task (:meth:`variant_config`).
     """
 
     task: Task
@@ -48,6 +52,12 @@ class BenchContext:
     val: LabelledImages
     test: LabelledImages
     target: LabelledImages
+    extra_overrides: tuple[str, ...] = ()
+
+    def variant_config(self, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+        """The config of one variant: profile, suite overrides, the user's ``--set`` overrides,
+        then ``overrides`` (a row's or ablation's own)."""
+        return suite_config(self.config.task, self.task, self.suite, [*self.extra_overrides, *overrides])
 
     @property
     def n_base(self) -> int:
@@ -84,9 +94,10 @@ def make_context(
         f"{d.n_test} test, {d.n_target_train} labelled target")
     return BenchContext(
         task=task, config=config, registry=registry, device=device, suite=suite, out_dir=out_dir, say=say,
-        synthetic=task.synthetic(n_synthetic, seed + SEED_SYNTHETIC, device),
-        real=task.real(d.n_real, seed + SEED_REAL, device),
+        extra_overrides=tuple(extra_overrides),
+        synthetic=task.synthetic(n_synthetic, seed + SEED_OFFSETS["synthetic"], device),
+        real=task.real(d.n_real, seed + SEED_OFFSETS["real"], device),
         val=task.real_labelled(suite.n_val, seed + SEED_VAL, device),
-        test=task.real_labelled(d.n_test, seed + SEED_TEST, device),
-        target=task.real_labelled(max(d.n_target_train, 1), seed + SEED_TARGET, device),
+        test=task.real_labelled(d.n_test, seed + SEED_OFFSETS["test"], device),
+        target=task.real_labelled(max(d.n_target_train, 1), seed + SEED_OFFSETS["target_train"], device),
     )

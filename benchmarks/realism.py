@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from simgan_toolkit.networks.discriminator import group_count
 from simgan_toolkit.task import ImageSpec
 from simgan_toolkit.training.optim import fused_option
-from simgan_toolkit.training.trainer import random_crops
+from simgan_toolkit.training.batches import random_crops
 
 
 @torch.no_grad()

@@ -8,10 +8,11 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from benchmarks.context import BenchContext, suite_config
-from simgan_toolkit.pipeline import build_simgan
+from benchmarks.context import BenchContext
 from simgan_toolkit.refine import refine_images
-from simgan_toolkit.training import SimGANTrainer
+from simgan_toolkit.pipeline.data import RunData
+from simgan_toolkit.pipeline.run import Run
+from simgan_toolkit.pipeline.simgan import train_simgan
 
 
 @dataclass
@@ -19,7 +20,7 @@ class RefinerRun:
     """One trained refiner and what it produced.
 
     Attributes:
-        variant: the row name of the ablation variant ("refined (SimGAN)" for the suite's own config).
+        variant: the row name of the ablation variant (:data:`benchmarks.sim2real.REFINED_ROW` for the suite's own config).
         seed: the run seed of this refiner.
         refined: (N, C, H, W) refined versions of ``ctx.synthetic[:N]``.
         final: the last logged SimGAN metrics (losses, discriminator accuracy).
@@ -55,19 +56,15 @@ def train_refiner(
     ``<out>/simgan/<task>/<variant>_seed<k>/``.
     """
     seed = ctx.config.seed + seed_index
-    config = suite_config(ctx.config.task, ctx.task, ctx.suite, [*overrides, f"seed={seed}"])
+    # The user's --set overrides apply here too (they once reached only the estimators).
+    config = ctx.variant_config([*overrides, f"seed={seed}"])
     slug = "".join(c if c.isalnum() else "_" for c in variant).strip("_")
     out = ctx.out_dir / "simgan" / ctx.config.task / f"{slug}_seed{seed_index}"
-    refiner, discriminator, psi, _, loss = build_simgan(config, ctx.registry, ctx.task, ctx.device, synthetic_estimator)
-    spec = ctx.task.image_spec
     base = ctx.base_synthetic()
-    trainer = SimGANTrainer(
-        config, spec, refiner, discriminator, psi, loss, base.images, ctx.real, ctx.device, out,
-        refiner_spec={"name": config.refiner.name, "options": {"in_channels": spec.channels, **config.refiner.factory_options()}},
-        progress=False,
-    )
+    # The pipeline's own SimGAN stage, on a run of this variant (quiet: the benchmark reports itself).
+    run = Run(config, ctx.registry, ctx.task, out, ctx.device, progress=False, say=lambda _: None)
     start = time.perf_counter()
-    outcome = trainer.train()
+    trainer, outcome = train_simgan(run, RunData(base, ctx.real, ctx.test, None), synthetic_estimator)
     seconds = time.perf_counter() - start
     n = n_refine or ctx.n_base
     refined = refine_images(trainer.inference_refiner, ctx.synthetic.images[:n], seed=seed)

@@ -15,11 +15,11 @@ from benchmarks.baselines import gaussian_noise, kornia_photometric
 from benchmarks.context import BenchContext, make_context
 from benchmarks.realism import constant_images, judge_self_check, kid, pooled_features, visual_turing_test
 from benchmarks.report import plot_curves, plot_rows, write_json, write_markdown
-from benchmarks.sim2real import run_sim2real
+from benchmarks.sim2real import SYNTHETIC_ROW, run_sim2real
 from benchmarks.speed import measure_speed
 from benchmarks.suites import Suite
 from simgan_toolkit.config import ConfigError
-from simgan_toolkit.pipeline import environment_info
+from simgan_toolkit.environment import environment_info
 from simgan_toolkit.plugin import Registry
 
 PARTS = ("sim2real", "ablations", "realism", "speed")
@@ -50,7 +50,7 @@ def run_realism(ctx: BenchContext, artefacts: dict[str, Any], ablation_runs: lis
     sets: dict[str, tuple[torch.Tensor, dict[str, float]]] = {
         CALIBRATION_ROW: (ctx.target.images, {}),
         CONSTANT_ROW: (constant_images(ctx.target.images), {}),
-        "synthetic": (base, {}),
+        SYNTHETIC_ROW: (base, {}),
         f"synthetic + Gaussian noise (sigma {artefacts['sigma']})": (gaussian_noise(artefacts["sigma"], spec)(base, g), {}),
         "synthetic + kornia photometric": (kornia_photometric(spec)(base, g), {}),
     }

@@ -14,12 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.context import BenchContext
-from simgan_toolkit.estimation import (
-    build_estimator,
-    evaluate_estimator,
-    train_estimator,
-)
-from simgan_toolkit.pipeline import to_device
+from simgan_toolkit.estimation import evaluate_estimator, train_estimator
+from simgan_toolkit.pipeline.estimators import new_estimator
 from simgan_toolkit.task import LabelledImages
 
 ImageTransform = Callable[[Tensor, torch.Generator], Tensor]
@@ -27,8 +23,7 @@ ImageTransform = Callable[[Tensor, torch.Generator], Tensor]
 
 def train_one(ctx: BenchContext, train: LabelledImages, seed: int, transform: ImageTransform | None = None) -> nn.Module:
     """A fresh estimator (weights seeded by ``seed``) trained on ``train``."""
-    torch.manual_seed(seed)
-    model = to_device(build_estimator(ctx.task, ctx.config.estimator, ctx.registry), ctx.device, ctx.config.channels_last)
+    model = new_estimator(ctx.task, ctx.config, ctx.registry, ctx.device, seed)
     train_estimator(ctx.task, model, train, ctx.config.estimator, seed, progress=False, image_transform=transform)
     return model
 

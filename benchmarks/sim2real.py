@@ -17,6 +17,9 @@ from benchmarks.refining import RefinerRun, train_refiner
 from benchmarks.scoring import score_row
 from simgan_toolkit.report import gap_closed
 
+#: Row names other parts look up (ablations' reference row, realism's synthetic row, the gap).
+SYNTHETIC_ROW, REFINED_ROW, ORACLE_ROW = "synthetic", "refined (SimGAN)", "labelled target (oracle)"
+
 
 def run_sim2real(ctx: BenchContext) -> tuple[dict[str, Any], dict[str, Any]]:
     """Score every row. Returns ``(table, artefacts)``: the table is JSON-ready; artefacts hold
@@ -27,8 +30,8 @@ def run_sim2real(ctx: BenchContext) -> tuple[dict[str, Any], dict[str, Any]]:
 
     synthetic = score_row(ctx, ctx.base_synthetic(), keep_models=True)
     synthetic_models = synthetic.pop("models")
-    rows["synthetic"] = {**synthetic, "n_train": ctx.n_base}
-    _said(ctx, "synthetic", rows["synthetic"])
+    rows[SYNTHETIC_ROW] = {**synthetic, "n_train": ctx.n_base}
+    _said(ctx, SYNTHETIC_ROW, rows[SYNTHETIC_ROW])
 
     noise = choose_noise_sigma(ctx)
     rows["synthetic + Gaussian noise"] = {
@@ -42,12 +45,12 @@ def run_sim2real(ctx: BenchContext) -> tuple[dict[str, Any], dict[str, Any]]:
 
     multiplier = max((1, *ctx.suite.multipliers))
     runs: list[RefinerRun] = [
-        train_refiner(ctx, "refined (SimGAN)", [], k, n_refine=ctx.n_base * multiplier, synthetic_estimator=synthetic_models[0])
+        train_refiner(ctx, REFINED_ROW, [], k, n_refine=ctx.n_base * multiplier, synthetic_estimator=synthetic_models[0])
         for k in range(ctx.suite.simgan_seeds)
     ]
     refined_sets = [ctx.base_synthetic().with_images(r.refined[: ctx.n_base]) for r in runs]
-    rows["refined (SimGAN)"] = {**score_row(ctx, refined_sets), "n_train": ctx.n_base, "refiners": [r.summary() for r in runs]}
-    _said(ctx, "refined (SimGAN)", rows["refined (SimGAN)"])
+    rows[REFINED_ROW] = {**score_row(ctx, refined_sets), "n_train": ctx.n_base, "refiners": [r.summary() for r in runs]}
+    _said(ctx, REFINED_ROW, rows[REFINED_ROW])
 
     # Do refinement and augmentation stack? The same refined images, the same kornia stack as
     # the "synthetic + kornia photometric" row.
@@ -64,8 +67,8 @@ def run_sim2real(ctx: BenchContext) -> tuple[dict[str, Any], dict[str, Any]]:
 
     oracle = score_row(ctx, ctx.target, keep_models=True)
     oracle_models = oracle.pop("models")
-    rows["labelled target (oracle)"] = {**oracle, "n_train": len(ctx.target)}
-    _said(ctx, "labelled target (oracle)", rows["labelled target (oracle)"])
+    rows[ORACLE_ROW] = {**oracle, "n_train": len(ctx.target)}
+    _said(ctx, ORACLE_ROW, rows[ORACLE_ROW])
 
     add_gap_closed(ctx, rows)
     artefacts = {"runs": runs, "synthetic_models": synthetic_models, "oracle_models": oracle_models, "sigma": noise["sigma"]}
@@ -77,8 +80,8 @@ def add_gap_closed(ctx: BenchContext, rows: dict[str, dict[str, Any]], reference
     to every row; ``reference`` holds the synthetic and oracle rows when ``rows`` lacks them."""
     ref = reference or rows
     metric = ctx.task.primary_metric.name
-    low = ref["synthetic"]["mean"][metric]
-    high = ref["labelled target (oracle)"]["mean"][metric]
+    low = ref[SYNTHETIC_ROW]["mean"][metric]
+    high = ref[ORACLE_ROW]["mean"][metric]
     for row in rows.values():
         row["gap_closed"] = gap_closed(low, row["mean"][metric], high)
 

@@ -20,7 +20,6 @@ from typing import Any
 import torch
 
 from simgan_toolkit.config import build_config
-from simgan_toolkit.pipeline import build_simgan
 from simgan_toolkit.plugin import Registry
 from simgan_toolkit.refine import refine_images
 from simgan_toolkit.task import Task
@@ -62,8 +61,7 @@ def measure_speed(task_name: str, task: Task, profile: str, registry: Registry, 
     target = seconds_per_call(lambda: task.real(n_sim, 1, device), device, 1)
     synthetic, real = task.synthetic(2 * b, 2, device).images, task.real(2 * b, 3, device)
 
-    refiner, discriminator, psi, loss_name, loss = build_simgan(config, registry, task, device)
-    trainer = SimGANTrainer(config, task.image_spec, refiner, discriminator, psi, loss, synthetic, real, device, progress=False)
+    trainer = SimGANTrainer.from_config(config, registry, task, synthetic, real, None, device, progress=False)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     iteration = seconds_per_call(trainer.adversarial_iteration, device, iterations)
@@ -72,12 +70,12 @@ def measure_speed(task_name: str, task: Task, profile: str, registry: Registry, 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     n_refine = min(len(synthetic), 256)
-    refine = seconds_per_call(lambda: refine_images(refiner, synthetic[:n_refine], batch_size=min(b, 256)), device, 1)
+    refine = seconds_per_call(lambda: refine_images(trainer.refiner, synthetic[:n_refine], batch_size=min(b, 256)), device, 1)
     refine_memory = _peak_memory_mb(device)
     return {
         "task": task_name, "profile": profile, "device": str(device), "batch_size": b,
         "k_g": config.train.k_g, "k_d": config.train.k_d, "crop_size": config.train.crop_size,
-        "loss_implementation": loss_name, "iterations_timed": iterations,
+        "loss_implementation": trainer.loss_name, "iterations_timed": iterations,
         "simulator_images_per_s": n_sim / sim,
         "target_images_per_s": n_sim / target,
         "train_images_per_s": b / iteration,

@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.speed import seconds_per_call
 from simgan_toolkit.config import build_config
-from simgan_toolkit.pipeline import build_simgan, environment_info, resolve_device
+from simgan_toolkit.environment import environment_info, resolve_device
 from simgan_toolkit.plugin import Registry, get_registry
 from simgan_toolkit.training import SimGANTrainer
 
@@ -56,8 +56,7 @@ def _trainer(task_name: str, profile: str, registry: Registry, device: torch.dev
     config = build_config(task_name, profile, task.profiles(), overrides=overrides)
     b = config.train.batch_size
     synthetic, real = task.synthetic(2 * b, 0, device).images, task.real(2 * b, 1, device)
-    refiner, discriminator, psi, _, loss = build_simgan(config, registry, task, device)
-    return SimGANTrainer(config, task.image_spec, refiner, discriminator, psi, loss, synthetic, real, device, progress=False)
+    return SimGANTrainer.from_config(config, registry, task, synthetic, real, None, device, progress=False)
 
 
 def iteration_flops(trainer: SimGANTrainer) -> int:
@@ -74,17 +73,17 @@ def measure(task_name: str, profile: str, device: torch.device, *, iters: int = 
     peak = matmul_peak_flops(device)
     plain = _trainer(task_name, profile, registry, device, fast=False, compile_=False, batch=batch)
     flops = iteration_flops(plain)
-    b = plain.cfg.batch_size
+    b = plain.config.train.batch_size
     rows = {}
     for name, trainer in (("eager fp32", plain), ("fast", _trainer(task_name, profile, registry, device, True, compile_, batch))):
         seconds = seconds_per_call(trainer.adversarial_iteration, device, iters, warmup)
         rows[name] = {
             "seconds_per_iteration": seconds, "images_per_s": b / seconds,
             "model_flops_per_s": flops / seconds, "mfu_vs_measured_bf16_peak": flops / seconds / peak,
-            "loss": type(trainer.loss).__name__, "amp": trainer.cfg.amp, "compile": trainer.cfg.compile,
+            "loss": type(trainer.loss).__name__, "amp": trainer.config.train.amp, "compile": trainer.config.train.compile,
         }
     result: dict[str, Any] = {
-        "task": task_name, "profile": profile, "batch_size": b, "k_g": plain.cfg.k_g, "k_d": plain.cfg.k_d,
+        "task": task_name, "profile": profile, "batch_size": b, "k_g": plain.config.train.k_g, "k_d": plain.config.train.k_d,
         "flops_per_iteration": flops, "measured_bf16_matmul_flops_per_s": peak, "rows": rows,
         "speedup_fast_vs_eager": rows["eager fp32"]["seconds_per_iteration"] / rows["fast"]["seconds_per_iteration"],
     }
@@ -94,7 +93,7 @@ def measure(task_name: str, profile: str, device: torch.device, *, iters: int = 
         return result
     if device.type == "cuda":
         # The loss terms at this configuration's own sizes: one training batch and D's patch map.
-        images = plain._batch(plain.synthetic)
+        images = plain.batches.draw(plain.synthetic)
         with torch.no_grad():
             logits_shape = tuple(plain.discriminator(images).shape)
         result["loss_kernels"] = {

@@ -98,7 +98,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_refine(args: argparse.Namespace) -> int:
-    from simgan_toolkit.pipeline import resolve_device
+    from simgan_toolkit.environment import resolve_device
     from simgan_toolkit.plugin import get_registry
     from simgan_toolkit.refine import refine_h5
 

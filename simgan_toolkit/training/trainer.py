@@ -7,8 +7,12 @@ run reproduces an uninterrupted one bit for bit).
 Speed options (``train.amp``, ``train.compile``) change only how the forward passes run; the
 networks the trainer exposes (``trainer.refiner``, ``trainer.discriminator``) and saves are
 always the plain modules. ``trainer.inference_refiner`` is the refiner to apply after training:
-the exponential moving average of the refiner's weights when ``train.refiner_ema`` > 0. The loop never waits for the device between checkpoints: metrics
-are copied to the host in the background and written one logging interval later.
+the exponential moving average of the refiner's weights when ``train.refiner_ema`` > 0.
+
+Behind one object each: batches (:mod:`~simgan_toolkit.training.batches`), the plain, DDP and
+compiled forwards (:mod:`~simgan_toolkit.training.forwards`), metrics and sample grids, written
+without waiting for the device (:mod:`~simgan_toolkit.training.metrics_logger`), and the
+networks themselves (:mod:`~simgan_toolkit.training.build`).
 
 Under torchrun (see :mod:`simgan_toolkit.training.distributed`) R and D are wrapped in
 DistributedDataParallel, each rank draws its own batches, and rank 0 alone writes files.
@@ -17,37 +21,39 @@ DistributedDataParallel, each rank draws its own batches, and rank 0 alone write
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from simgan_toolkit.config import RunConfig, config_differences, describe_differences, resume_comparable
-from simgan_toolkit.errors import ConfigError, TrainingDivergedError
-from simgan_toolkit.features import FeatureTransform
-from simgan_toolkit.losses import REAL, SimGANLoss
-from simgan_toolkit.networks import Discriminator, Refiner
+from simgan_toolkit.config import RunConfig, check_resume_compatible
+from simgan_toolkit.errors import TrainingDivergedError
+from simgan_toolkit.losses import REAL
+from simgan_toolkit.networks import Refiner
 from simgan_toolkit.task import ImageSpec
 from simgan_toolkit.training import distributed as dist_utils
+from simgan_toolkit.training.build import SimGANNetworks, build_simgan_networks
 from simgan_toolkit.training.checkpoint import load_checkpoint, save_checkpoint
-from simgan_toolkit.training.history_buffer import HistoryBuffer, to_device_async
+from simgan_toolkit.training.batches import BatchSampler
+from simgan_toolkit.training.forwards import build_forwards
+from simgan_toolkit.training.history_buffer import HistoryBuffer
 from simgan_toolkit.training.metrics_log import MetricsLog
+from simgan_toolkit.training.metrics_logger import TrainingLogger, grid_inputs
 from simgan_toolkit.training.optim import build_optimizer
-from simgan_toolkit.training.sample_grid import sample_grid, save_sample_grid
+
+if TYPE_CHECKING:
+    from simgan_toolkit.plugin import Registry
+    from simgan_toolkit.task import Task
 
 CHECKPOINT_FORMAT = "simgan-toolkit/trainer-1"
 PHASES = ("refiner_pretrain", "discriminator_pretrain", "adversarial")
-#: Images shown in every sample grid.
-GRID_SAMPLES = 8
 
 
 @dataclass
@@ -59,84 +65,26 @@ class TrainingOutcome:
     resumed_from: tuple[str, int] | None = None
 
 
-def random_crops(images: Tensor, size: int, generator: torch.Generator) -> Tensor:
-    """One random ``size`` x ``size`` crop per image: (N, C, H, W) -> (N, C, size, size).
-
-    Offsets are drawn on the CPU ``generator`` (uniform over valid positions) and reach the
-    device without a host sync.
-    """
-    n, c, h, w = images.shape
-    if size > h or size > w:
-        raise ValueError(f"train.crop_size {size} is larger than the images ({h}x{w})")
-    oy = to_device_async(torch.randint(h - size + 1, (n,), generator=generator), images.device)
-    ox = to_device_async(torch.randint(w - size + 1, (n,), generator=generator), images.device)
-    span = torch.arange(size, device=images.device)
-    rows = (oy[:, None] + span)[:, None, :, None]  # (N, 1, size, 1)
-    cols = (ox[:, None] + span)[:, None, None, :]  # (N, 1, 1, size)
-    batch = torch.arange(n, device=images.device)[:, None, None, None]
-    chans = torch.arange(c, device=images.device)[None, :, None, None]
-    return images[batch, chans, rows, cols]
-
-
 def _patch_accuracy(logits: Tensor, target: int) -> Tensor:
     """Share of patches that the discriminator assigns to ``target`` (scalar tensor)."""
     return (logits.argmax(dim=1) == target).float().mean()
 
 
-class _HostCopy:
-    """A device-to-host copy in flight: started now, read (by :meth:`wait`) later.
-
-    On CUDA the copy goes to pinned memory with ``non_blocking=True`` and an event marks its
-    end, so starting it never stalls the host; by the time :meth:`wait` is called (one logging
-    interval later) the GPU has long finished it. On the CPU the tensor is already on the host.
-    """
-
-    def __init__(self, tensor: Tensor) -> None:
-        self._event: torch.cuda.Event | None = None
-        if tensor.device.type == "cuda":
-            self._host = tensor.to("cpu", non_blocking=True)  # lands in pinned memory
-            self._event = torch.cuda.Event()
-            self._event.record(torch.cuda.current_stream(tensor.device))
-        else:
-            self._host = tensor.to("cpu")
-
-    def wait(self) -> Tensor:
-        if self._event is not None:
-            self._event.synchronize()
-        return self._host
-
-
-@dataclass
-class _PendingRecord:
-    """Metrics of one logged step, on their way to the host."""
-
-    phase: str
-    step: int
-    keys: list[str]
-    values: _HostCopy  # (len(keys),) in the metrics' common dtype
-
-
-@dataclass
-class _PendingSamples:
-    """A sample grid's refined images, on their way to the host."""
-
-    tag: str
-    refined: _HostCopy  # (GRID_SAMPLES, C, H, W)
-
-
 class SimGANTrainer:
     """Trains a refiner against a discriminator.
+
+    Build one with :meth:`from_config` (networks from the registry, as a run does); the
+    constructor takes networks built elsewhere (tests, benchmarks with hand-made networks).
 
     Args:
         config: the resolved run configuration (``train`` section drives the schedule).
         image_spec: the task's image spec.
-        refiner, discriminator: networks, already on ``device``.
-        feature_transform: psi, on ``device``.
-        loss: the loss implementation.
+        networks: refiner, discriminator and psi (already on ``device``), the loss and the
+            refiner's spec (stored in checkpoints so ``refine`` can rebuild it).
         synthetic: (Ns, C, H, W) simulator images on ``device``.
         real: (Nr, C, H, W) unlabelled real images on ``device``.
+        device: where training runs.
         out_dir: where ``checkpoints/``, ``samples/`` and ``metrics.jsonl`` go; None writes nothing.
-        refiner_spec: name/options of the refiner, stored in checkpoints so ``refine`` can rebuild it.
         progress: show a progress bar.
         distributed: train with DistributedDataParallel over the initialised process group
             (None: whenever one is initialised, e.g. by :func:`run_pipeline` under torchrun).
@@ -150,35 +98,31 @@ class SimGANTrainer:
         self,
         config: RunConfig,
         image_spec: ImageSpec,
-        refiner: Refiner,
-        discriminator: Discriminator,
-        feature_transform: FeatureTransform,
-        loss: SimGANLoss,
+        networks: SimGANNetworks,
         synthetic: Tensor,
         real: Tensor,
         device: torch.device,
         out_dir: Path | None = None,
-        refiner_spec: dict[str, Any] | None = None,
-        progress: bool = True,
         *,
+        progress: bool = True,
         distributed: bool | None = None,
         async_logging: bool = True,
     ) -> None:
         image_spec.check(synthetic, "synthetic images")
         image_spec.check(real, "real images")
         self.config = config
-        self.cfg = config.train
+        train = config.train
         self.image_spec = image_spec
-        self.refiner = refiner
-        self.discriminator = discriminator
-        self.psi = feature_transform
-        self.loss = loss
+        self.refiner = refiner = networks.refiner
+        self.discriminator = discriminator = networks.discriminator
+        self.psi = networks.feature_transform
+        self.loss = networks.loss
+        self.loss_name = networks.loss_name
+        self.refiner_spec = networks.refiner_spec
         self.synthetic = synthetic
         self.real = real
         self.device = device
         self.out_dir = out_dir
-        self.refiner_spec = refiner_spec or {}
-        self.async_logging = async_logging
 
         self.distributed = dist_utils.is_distributed() if distributed is None else distributed
         if self.distributed and not dist_utils.is_distributed():
@@ -189,32 +133,53 @@ class SimGANTrainer:
         self.is_main = self.rank == 0
         self.progress = progress and self.is_main
 
-        self.opt_r = build_optimizer(refiner.parameters(), self.cfg.refiner_optimizer)
-        self.opt_d = build_optimizer(discriminator.parameters(), self.cfg.discriminator_optimizer)
+        self.opt_r = build_optimizer(refiner.parameters(), train.refiner_optimizer)
+        self.opt_d = build_optimizer(discriminator.parameters(), train.discriminator_optimizer)
         # Index sampling on a CPU generator, noise on a device generator: both saved in checkpoints.
         # Each rank has its own streams (rank 0's are the single-process ones).
         self._stream_seed = config.seed + dist_utils.RANK_SEED_STRIDE * self.rank
         self.index_gen = torch.Generator().manual_seed(self._stream_seed)
         self.noise_gen = torch.Generator(device=device).manual_seed(self._stream_seed + 1)
-        self.buffer = HistoryBuffer(self.cfg.history_size, generator=self.index_gen) if self.cfg.history else None
+        self.buffer = HistoryBuffer(train.history_size, generator=self.index_gen) if train.history else None
         #: Whether D normalises with batch statistics (see :meth:`_discriminate_refined`).
         self._d_batch_stats = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules())
-        self.refiner_ema = (
-            AveragedModel(refiner, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.refiner_ema)) if self.cfg.refiner_ema > 0 else None
-        )
+        self.refiner_ema = AveragedModel(refiner, multi_avg_fn=get_ema_multi_avg_fn(train.refiner_ema)) if train.refiner_ema > 0 else None
         self.phase = PHASES[0]
         self.step = 0
-        self.log = MetricsLog(out_dir / "metrics.jsonl") if out_dir and self.is_main else None
-        self._pending: _PendingRecord | None = None
-        self._pending_samples: list[_PendingSamples] = []
-        self._last: dict[str, float] = {}
+        self.batches = BatchSampler(train.batch_size, train.crop_size, self.index_gen)
+        writes = out_dir is not None and self.is_main
+        self.logger = TrainingLogger(
+            MetricsLog(out_dir / "metrics.jsonl") if writes else None, out_dir / "samples" if writes else None,  # type: ignore[operator]
+            grid_inputs(synthetic, real, refiner, config.seed, device), image_spec.value_range,
+            distributed=self.distributed, async_logging=async_logging,
+        )
+        self.forwards = build_forwards(refiner, discriminator, device, distributed=self.distributed,
+                                       compile_mode=train.compile_mode if train.compile else None)
 
-        grid_gen = torch.Generator().manual_seed(config.seed + 2)
-        self._grid_synthetic = synthetic[torch.randperm(len(synthetic), generator=grid_gen)[:GRID_SAMPLES].to(device)]
-        self._grid_real = real[torch.randperm(len(real), generator=grid_gen)[:GRID_SAMPLES].to(device)]
-        self._grid_noise = refiner.sample_noise(self._grid_synthetic, torch.Generator(device=device).manual_seed(config.seed + 3))
-
-        self._build_forwards()
+    @classmethod
+    def from_config(
+        cls,
+        config: RunConfig,
+        registry: Registry,
+        task: Task,
+        synthetic: Tensor,
+        real: Tensor,
+        out_dir: Path | None,
+        device: torch.device,
+        *,
+        synthetic_estimator: nn.Module | None = None,
+        distributed: bool | None = None,
+        progress: bool = True,
+        async_logging: bool = True,
+    ) -> SimGANTrainer:
+        """The trainer of a run: ``config``'s networks built from ``registry`` (weights seeded by
+        ``config.seed``) for ``task``'s images, training on (Ns, C, H, W) ``synthetic`` and
+        (Nr, C, H, W) ``real`` on ``device``. ``synthetic_estimator`` backs
+        ``feature.name = "learned"`` without a checkpoint; the other arguments are the
+        constructor's."""
+        networks = build_simgan_networks(config, registry, task, device, synthetic_estimator)
+        return cls(config, task.image_spec, networks, synthetic, real, device, out_dir,
+                   progress=progress, distributed=distributed, async_logging=async_logging)
 
     # ------------------------------------------------------------------ execution
     @property
@@ -223,65 +188,16 @@ class SimGANTrainer:
         ``train.refiner_ema`` > 0, else the live refiner."""
         return self.refiner_ema.module if self.refiner_ema is not None else self.refiner  # type: ignore[return-value]
 
-    def _build_forwards(self) -> None:
-        """The callables the steps run R and D through (DDP- and/or compile-wrapped).
-
-        - ``_refiner_train``: R in the refiner step (gradients flow; DDP averages them).
-        - ``_refiner_plain``: R in the discriminator step, under ``no_grad``: the underlying
-          module, since nothing is to be synchronised there.
-        - ``_disc_train``: D in the discriminator step (DDP averages its gradients).
-        - ``_disc_frozen``: D in the refiner step, where its parameters are frozen: the
-          underlying module, because DDP must not expect gradients for them.
-
-        DDP keeps its default ``broadcast_buffers=True``: at every discriminator step rank 0's
-        buffers (batch-norm running statistics of a ``norm = "batch"`` discriminator) are copied
-        to the other ranks. D always trains in train mode, where batch norm uses the statistics
-        of each rank's own batch, so this only keeps the buffers (and rank 0's checkpoint) alike.
-        """
-        r_train: nn.Module = self.refiner
-        d_train: nn.Module = self.discriminator
-        if self.distributed:
-            ddp_args: dict[str, Any] = {}
-            if self.device.type == "cuda":
-                index = self.device.index if self.device.index is not None else torch.cuda.current_device()
-                ddp_args["device_ids"] = [index]
-            r_train = DistributedDataParallel(self.refiner, **ddp_args)
-            d_train = DistributedDataParallel(self.discriminator, **ddp_args)
-        r_plain: nn.Module = self.refiner
-        d_plain: nn.Module = self.discriminator
-        if self.cfg.compile:
-            # torch.compile(DDP(m)) is the supported order: dynamo splits the graph at DDP's
-            # gradient buckets so communication overlaps the backward pass.
-            r_train = torch.compile(r_train, mode=self.cfg.compile_mode)
-            d_train = torch.compile(d_train, mode=self.cfg.compile_mode)
-            r_plain = torch.compile(self.refiner, mode=self.cfg.compile_mode) if self.distributed else r_train
-            d_plain = torch.compile(self.discriminator, mode=self.cfg.compile_mode) if self.distributed else d_train
-        self._refiner_train: Callable[..., Tensor] = r_train
-        self._refiner_plain: Callable[..., Tensor] = r_plain
-        self._disc_train: Callable[[Tensor], Tensor] = d_train
-        self._disc_frozen: Callable[[Tensor], Tensor] = d_plain
-
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast for forward passes when ``train.amp = "bf16"``; otherwise nothing."""
-        if self.cfg.amp == "bf16":
+        if self.config.train.amp == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-    # ------------------------------------------------------------------ batches
-    def _batch(self, images: Tensor) -> Tensor:
-        """A random mini-batch (B, C, H, W) drawn with replacement from ``images`` (N, C, H, W),
-        randomly cropped to (B, C, S, S) if ``train.crop_size`` = S is set.
-
-        Indices come from the CPU generator and go to the device without waiting for it.
-        """
-        idx = torch.randint(len(images), (self.cfg.batch_size,), generator=self.index_gen)
-        batch = images[to_device_async(idx, images.device)]
-        return random_crops(batch, self.cfg.crop_size, self.index_gen) if self.cfg.crop_size else batch
 
     def _refine(self, x: Tensor, forward: Callable[..., Tensor] | None = None) -> Tensor:
         """R(x) for (B, C, H, W) ``x`` through ``forward`` (default: the training wrapper), with
         fresh noise maps from the trainer's noise generator (drawn outside any compiled code)."""
-        forward = self._refiner_train if forward is None else forward
+        forward = self.forwards.refiner_train if forward is None else forward
         return forward(x, self.refiner.sample_noise(x, self.noise_gen))
 
     # ------------------------------------------------------------------ steps
@@ -292,14 +208,14 @@ class SimGANTrainer:
         """
         self.refiner.train()
         self.discriminator.requires_grad_(False)
-        x = self._batch(self.synthetic)
+        x = self.batches.draw(self.synthetic)
         # Forward passes of R, D and psi (inside the loss) under autocast; the losses cast
         # their inputs to float32, and the backward pass runs outside autocast as recommended.
         with self._autocast():
             refined = self._refine(x)
             if adversarial:
                 logits = self._discriminate_refined(refined)
-                parts = self.loss.refiner_loss_from_images(logits, refined, x, self.psi, self.cfg.lam)
+                parts = self.loss.refiner_loss_from_images(logits, refined, x, self.psi, self.config.train.lam)
                 total = parts.total
                 metrics = {"loss_r": parts.total, "loss_r_adv": parts.adversarial, "loss_r_reg": parts.regularization}
                 metrics["d_fooled"] = _patch_accuracy(logits.detach(), REAL)
@@ -324,9 +240,9 @@ class SimGANTrainer:
         real batch beside the refined one here too, and only the refined logits are used.
         """
         if not self._d_batch_stats:
-            return self._disc_frozen(refined)
-        real = self._batch(self.real).to(refined.dtype)
-        return self._disc_frozen(torch.cat([refined, real], dim=0))[: len(refined)]
+            return self.forwards.disc_frozen(refined)
+        real = self.batches.draw(self.real).to(refined.dtype)
+        return self.forwards.disc_frozen(torch.cat([refined, real], dim=0))[: len(refined)]
 
     def discriminator_step(self) -> dict[str, Tensor]:
         """One discriminator update on (history-mixed) refined images vs real images.
@@ -336,16 +252,16 @@ class SimGANTrainer:
         self.discriminator.train()
         with torch.no_grad(), self._autocast():
             self.refiner.eval()
-            refined = self._refine(self._batch(self.synthetic), self._refiner_plain)
+            refined = self._refine(self.batches.draw(self.synthetic), self.forwards.refiner_plain)
             self.refiner.train()
-        if self.cfg.amp != "none":
+        if self.config.train.amp != "none":
             # Back to the images' dtype: the history buffer and checkpoints do not depend on amp.
             refined = refined.to(self.synthetic.dtype)
         if self.buffer is not None:
             refined = self.buffer.mix(refined)
-        real = self._batch(self.real)
+        real = self.batches.draw(self.real)
         with self._autocast():
-            logits = self._disc_train(torch.cat([refined, real], dim=0))
+            logits = self.forwards.disc_train(torch.cat([refined, real], dim=0))
             logits_refined, logits_real = logits[: len(refined)], logits[len(refined) :]
             loss = self.loss.discriminator_loss(logits_refined, logits_real)
         self.opt_d.zero_grad(set_to_none=True)
@@ -358,9 +274,9 @@ class SimGANTrainer:
     def adversarial_iteration(self) -> dict[str, Tensor]:
         """Algorithm 1: ``k_g`` refiner steps, then ``k_d`` discriminator steps."""
         metrics: dict[str, Tensor] = {}
-        for _ in range(self.cfg.k_g):
+        for _ in range(self.config.train.k_g):
             metrics.update(self.refiner_step(adversarial=True))
-        for _ in range(self.cfg.k_d):
+        for _ in range(self.config.train.k_d):
             metrics.update(self.discriminator_step())
         return metrics
 
@@ -457,96 +373,17 @@ class SimGANTrainer:
         if not path.exists():
             if self.is_main:
                 warnings.warn(f"no checkpoint in {str(path.parent)!r}: SimGAN training restarts from step 0", stacklevel=2)
-            if self.log is not None:
-                self.log.clear()
+            if self.logger.log is not None:
+                self.logger.log.clear()
             return False
         state = load_checkpoint(path, map_location=self.device)
-        compared = ("train", "refiner", "discriminator", "feature", "seed")
-        saved = {k: v for k, v in resume_comparable(state["config"]).items() if k in compared}
-        current = {k: v for k, v in resume_comparable(self.config.model_dump(mode="json")).items() if k in compared}
-        differences = config_differences(saved, current)
-        if differences:
-            raise ConfigError(
-                f"cannot resume from {str(path)!r}: its settings differ from this run's: {describe_differences(differences)}; "
-                "use the same config or a new --out directory"
-            )
+        check_resume_compatible(state["config"], self.config, str(path))
         self.load_state_dict(state)
-        if self.log is not None:
-            self.log.truncate_after(list(PHASES), self.phase, self.step)
+        if self.logger.log is not None:
+            self.logger.log.truncate_after(list(PHASES), self.phase, self.step)
         if self.distributed:
             dist_utils.barrier()
         return True
-
-    # ------------------------------------------------------------------ logging (asynchronous)
-    def _save_samples(self, tag: str) -> None:
-        """Queue a sample grid: R is run now, the PNG is written at the next flush (rank 0 only)."""
-        if self.out_dir is None or not self.is_main:
-            return
-        refiner = self.inference_refiner
-        was_training = refiner.training
-        refiner.eval()
-        with torch.no_grad():
-            refined = refiner(self._grid_synthetic, self._grid_noise)
-        refiner.train(was_training)
-        self._pending_samples.append(_PendingSamples(tag, _HostCopy(refined)))
-        if not self.async_logging:
-            self._write_samples()
-
-    def _write_samples(self) -> None:
-        samples, self._pending_samples = self._pending_samples, []
-        if not samples or self.out_dir is None:
-            return
-        if not hasattr(self, "_grid_host"):  # host copies of the fixed grid inputs, made once
-            self._grid_host = (self._grid_synthetic.cpu(), self._grid_real.cpu())
-        synthetic, real = self._grid_host
-        for pending in samples:
-            grid = sample_grid(synthetic, pending.refined.wait(), real, self.image_spec.value_range)
-            save_sample_grid(grid, self.out_dir / "samples" / f"{pending.tag}.png")
-
-    def _start_record(self, phase: str, step: int, metrics: dict[str, Tensor]) -> _PendingRecord:
-        """Start moving ``metrics`` (scalar tensors on the device) to the host; returns at once.
-
-        Under DDP the values are first averaged over ranks (an all-reduce queued on the device),
-        so every rank logs, and checks, the same numbers: a NaN on one rank stops them all.
-        """
-        keys = list(metrics)
-        # stack promotes to the widest dtype, so the host values equal float(v) exactly.
-        values = torch.stack([v.detach().reshape(()) for v in metrics.values()])
-        if self.distributed:
-            values = dist_utils.all_reduce_mean(values)
-        return _PendingRecord(phase, step, keys, _HostCopy(values))
-
-    def _finish_record(self, pending: _PendingRecord) -> dict[str, float]:
-        """The host values of ``pending``; raises TrainingDivergedError if any is NaN or infinite."""
-        values = dict(zip(pending.keys, pending.values.wait().tolist()))
-        bad = [k for k, v in values.items() if not math.isfinite(v)]
-        if bad:
-            raise TrainingDivergedError(
-                f"{', '.join(bad)} became {values[bad[0]]} at {pending.phase} step {pending.step}; stopped before "
-                "writing a checkpoint (the last good one is kept). Lower the learning rates or lambda, "
-                "or check the input images for NaN."
-            )
-        return values
-
-    def _flush(self, on_log: Callable[[dict[str, Any]], None] | None, bar: Any = None) -> None:
-        """Write what is pending: sample grids, then the metrics record (checked for NaN).
-
-        Called one logging interval after a record was started (its copy is long finished),
-        and at checkpoints and the end of training, where waiting for the device is due anyway.
-        """
-        self._write_samples()
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        values = self._finish_record(pending)
-        record = {"phase": pending.phase, "step": pending.step, **{k: round(v, 6) for k, v in values.items()}}
-        self._last = values
-        if self.log is not None:
-            self.log.write(record)
-        if on_log is not None:
-            on_log(record)
-        if bar is not None:
-            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
 
     # ------------------------------------------------------------------ loop
     def train(self, resume: bool = False, on_log: Callable[[dict[str, Any]], None] | None = None) -> TrainingOutcome:
@@ -558,9 +395,9 @@ class SimGANTrainer:
         """
         resumed = (self.phase, self.step) if resume and self.resume() else None
         lengths = {
-            "refiner_pretrain": self.cfg.refiner_pretrain_steps,
-            "discriminator_pretrain": self.cfg.discriminator_pretrain_steps,
-            "adversarial": self.cfg.steps,
+            "refiner_pretrain": self.config.train.refiner_pretrain_steps,
+            "discriminator_pretrain": self.config.train.discriminator_pretrain_steps,
+            "adversarial": self.config.train.steps,
         }
         steps_fn = {
             "refiner_pretrain": lambda: self.refiner_step(adversarial=False),
@@ -569,7 +406,8 @@ class SimGANTrainer:
         }
         done_before = sum(lengths[p] for p in PHASES[: PHASES.index(self.phase)]) + self.step
         start = time.perf_counter()
-        self._last, self._pending, self._pending_samples = {}, None, []
+        log = self.logger
+        log.reset()
         bar = tqdm(total=sum(lengths.values()), initial=done_before, desc="SimGAN", disable=not self.progress, dynamic_ncols=True)
         try:
             for phase in PHASES[PHASES.index(self.phase) :]:
@@ -581,25 +419,21 @@ class SimGANTrainer:
                     self.step += 1
                     bar.update(1)
                     at_end = self.step == lengths[phase]
-                    logged = self.step % self.cfg.log_every == 0 or at_end
+                    logged = self.step % self.config.train.log_every == 0 or at_end
                     if logged:
-                        # Write the previous record (its copy finished long ago), start this one.
-                        self._flush(on_log, bar)
-                        self._pending = self._start_record(phase, self.step, metrics)
-                        if not self.async_logging:
-                            self._flush(on_log, bar)
-                    if phase == "adversarial" and (self.step % self.cfg.sample_every == 0 or at_end):
-                        self._save_samples(f"step_{self.step:06d}")
-                    if self.step % self.cfg.checkpoint_every == 0 or at_end:
+                        log.log_step(phase, self.step, metrics, on_log, bar)
+                    if phase == "adversarial" and (self.step % self.config.train.sample_every == 0 or at_end):
+                        log.queue_samples(f"step_{self.step:06d}", self.inference_refiner)
+                    if self.step % self.config.train.checkpoint_every == 0 or at_end:
                         # A checkpoint waits for the device anyway: write everything pending,
                         # and never save weights trained on a non-finite loss.
-                        self._flush(on_log, bar)
+                        log.flush(on_log, bar)
                         if not logged:
-                            self._finish_record(self._start_record(phase, self.step, metrics))
+                            log.check_step(phase, self.step, metrics)
                         self.save()
                 if phase == "refiner_pretrain" and lengths[phase] > 0:
-                    self._save_samples("pretrained_refiner")
-            self._flush(on_log, bar)
+                    log.queue_samples("pretrained_refiner", self.inference_refiner)
+            log.flush(on_log, bar)
         finally:
             bar.close()
-        return TrainingOutcome(time.perf_counter() - start, dict(self._last), resumed)
+        return TrainingOutcome(time.perf_counter() - start, dict(log.last), resumed)

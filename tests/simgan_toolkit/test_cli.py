@@ -180,5 +180,5 @@ def test_rejected_resume_keeps_config_json(cli, smoke_run, tmp_path):
     shutil.copytree(smoke_run["out"], copy)
     before = (copy / "config.json").read_text()
     code, _, err = cli("run", *SMOKE, "--out", str(copy), "--resume", "--set", "train.lam=0.7")
-    assert code == 2 and "its settings differ from this run's: train.lam: saved 0.5, now 0.7 (see its config.json)" in err
+    assert code == 2 and "its settings differ from this run's: train.lam: saved 0.5, now 0.7; use the same settings" in err and "config.json" in err
     assert (copy / "config.json").read_text() == before

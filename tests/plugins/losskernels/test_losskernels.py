@@ -16,7 +16,7 @@ import torch
 
 from simgan_toolkit.features import ChannelMean, ImageGradients
 from simgan_toolkit.losses import REFINED, SimGANLoss, local_adversarial_loss
-from simgan_toolkit.pipeline import select_loss
+from simgan_toolkit.training.build import select_loss
 
 HERE = Path(__file__).parent
 FP32_BOUND = 1e-5

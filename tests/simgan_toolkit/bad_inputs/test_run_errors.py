@@ -167,14 +167,14 @@ def test_new_or_empty_folder_is_accepted(tmp_path):
 def _interrupt_simulate(monkeypatch) -> None:
     from simgan_toolkit import pipeline
 
-    run = pipeline._Stages.run
+    run = pipeline.StageClock.run
 
     def interrupted(self, name, fn):
         if name == "simulate":
             raise KeyboardInterrupt
         return run(self, name, fn)
 
-    monkeypatch.setattr(pipeline._Stages, "run", interrupted)
+    monkeypatch.setattr(pipeline.StageClock, "run", interrupted)
 
 
 def test_ctrl_c_while_simulating_a_new_run_gives_no_resume_hint(tmp_path, monkeypatch):

@@ -127,7 +127,7 @@ def fresh_dynamo():
 def _check_compiled_run(tmp_path, tiny_config, make_trainer, rel):
     plain = make_trainer(tiny_config(train={"steps": 3}), tmp_path / "plain")
     fast = make_trainer(tiny_config(train={"steps": 3, "compile": True}), tmp_path / "fast")
-    assert fast._refiner_train is not fast.refiner and fast._disc_train is not fast.discriminator
+    assert fast.forwards.refiner_train is not fast.refiner and fast.forwards.disc_train is not fast.discriminator
     plain.train()
     fast.train()
     for a, b in zip(_records(tmp_path / "plain" / "metrics.jsonl"), _records(tmp_path / "fast" / "metrics.jsonl")):
@@ -159,7 +159,7 @@ def _sync_and_async(tmp_path, config, make_trainer):
     logs = {}
     for mode in (False, True):
         trainer = make_trainer(config, tmp_path / str(mode))
-        trainer.async_logging = mode
+        trainer.logger.async_logging = mode
         seen: list[tuple[dict, int]] = []
         outcome = trainer.train(on_log=lambda r, t=trainer, s=seen: s.append((r, t.step)))
         logs[mode] = ((tmp_path / str(mode) / "metrics.jsonl").read_text(), seen, outcome)
@@ -218,30 +218,31 @@ def test_cuda_steps_and_logging_never_sync(tmp_path, tiny_config, tiny_spec, tin
     from simgan_toolkit.features import Identity
     from simgan_toolkit.losses import SimGANLoss
     from simgan_toolkit.networks import LocalDiscriminator, ResNetRefiner
-    from simgan_toolkit.training import SimGANTrainer
+    from simgan_toolkit.training import SimGANNetworks, SimGANTrainer
 
     cuda = torch.device("cuda")
     config = tiny_config(device="cuda", train={"crop_size": 8, "amp": "bf16", "log_every": 2, "steps": 6,
                                                "checkpoint_every": 100, "sample_every": 100})
-    trainer = SimGANTrainer(
-        config, tiny_spec, ResNetRefiner(1, **config.refiner.factory_options()).to(cuda),
-        LocalDiscriminator(1, **config.discriminator.factory_options()).to(cuda), Identity().to(cuda), SimGANLoss(),
-        tiny_images(16, 1).to(cuda), tiny_images(16, 2).to(cuda), cuda, None, progress=False,
+    networks = SimGANNetworks(
+        ResNetRefiner(1, **config.refiner.factory_options()).to(cuda),
+        LocalDiscriminator(1, **config.discriminator.factory_options()).to(cuda), Identity().to(cuda), SimGANLoss(), {},
     )
+    trainer = SimGANTrainer(config, tiny_spec, networks, tiny_images(16, 1).to(cuda), tiny_images(16, 2).to(cuda), cuda,
+                            progress=False)
     for _ in range(2):  # warm-up: pinned-memory cache, cuDNN plans
         trainer.adversarial_iteration()
     torch.cuda.synchronize()
-    pending = trainer._start_record("adversarial", 0, trainer.adversarial_iteration())
+    pending = trainer.logger.start_record("adversarial", 0, trainer.adversarial_iteration())
     torch.cuda.set_sync_debug_mode("error")
     try:
         for _ in range(3):
             trainer.refiner_step(adversarial=False)
             trainer.discriminator_step()
             metrics = trainer.adversarial_iteration()
-            trainer._start_record("adversarial", 1, metrics)
+            trainer.logger.start_record("adversarial", 1, metrics)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert set(trainer._finish_record(pending)) == set(metrics)
+    assert set(trainer.logger.finish_record(pending)) == set(metrics)
 
 
 def test_nan_is_caught_at_the_next_log_with_its_own_step(tmp_path, tiny_config, make_trainer):
@@ -286,7 +287,7 @@ def test_sync_logging_option_stops_at_once(tmp_path, tiny_config, make_trainer):
     real = torch.rand(16, 1, 12, 16) * 2 - 1
     real[:, :, 3, 4] = float("nan")
     trainer = make_trainer(tiny_config(train={"checkpoint_every": 100, "discriminator_pretrain_steps": 3}), tmp_path, real=real)
-    trainer.async_logging = False
+    trainer.logger.async_logging = False
     with pytest.raises(TrainingDivergedError, match="discriminator_pretrain step 1;"):
         trainer.train()
     assert trainer.step == 1
@@ -296,13 +297,13 @@ def test_trainer_accepts_keyword_only_speed_options(tiny_config, tiny_spec, tiny
     from simgan_toolkit.features import Identity
     from simgan_toolkit.losses import SimGANLoss
     from simgan_toolkit.networks import LocalDiscriminator, ResNetRefiner
-    from simgan_toolkit.training import SimGANTrainer
+    from simgan_toolkit.training import SimGANNetworks, SimGANTrainer
 
     config: RunConfig = tiny_config()
-    trainer = SimGANTrainer(
-        config, tiny_spec, ResNetRefiner(1, **config.refiner.factory_options()),
-        LocalDiscriminator(1, **config.discriminator.factory_options()), Identity(), SimGANLoss(),
-        tiny_images(16, 1), tiny_images(16, 2), torch.device("cpu"), None, None, False,
-        distributed=False, async_logging=False,
+    networks = SimGANNetworks(
+        ResNetRefiner(1, **config.refiner.factory_options()), LocalDiscriminator(1, **config.discriminator.factory_options()),
+        Identity(), SimGANLoss(), {},
     )
-    assert not trainer.distributed and trainer.is_main and not trainer.async_logging
+    trainer = SimGANTrainer(config, tiny_spec, networks, tiny_images(16, 1), tiny_images(16, 2), torch.device("cpu"), None,
+                            progress=False, distributed=False, async_logging=False)
+    assert not trainer.distributed and trainer.is_main and not trainer.logger.async_logging

@@ -28,7 +28,7 @@ def test_phases_run_configured_steps(tmp_path, tiny_config, make_trainer):
     assert set(recs[0]) == {"phase", "step", "loss_r_reg"}
     assert set(recs[2]) == {"phase", "step", "loss_d", "d_acc"}
     assert set(recs[-1]) == {"phase", "step", "loss_r", "loss_r_adv", "loss_r_reg", "d_fooled", "loss_d", "d_acc"}
-    lam = trainer.cfg.lam
+    lam = trainer.config.train.lam
     for r in recs[4:]:
         assert r["loss_r"] == pytest.approx(r["loss_r_adv"] + lam * r["loss_r_reg"], abs=3e-6)
         assert 0.0 <= r["d_acc"] <= 1.0 and 0.0 <= r["d_fooled"] <= 1.0
@@ -292,7 +292,7 @@ def test_odd_batch_size_trains(tiny_config, make_trainer):
 
 
 def test_random_crops_are_windows_of_the_images():
-    from simgan_toolkit.training.trainer import random_crops
+    from simgan_toolkit.training.batches import random_crops
 
     images = torch.arange(2 * 1 * 6 * 7, dtype=torch.float32).reshape(2, 1, 6, 7)
     crops = random_crops(images, 3, torch.Generator().manual_seed(0))

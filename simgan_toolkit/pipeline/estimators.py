@@ -1,0 +1,149 @@
+"""The estimator stages: train (or, resuming, reload) the task's estimator on each training set
+(synthetic, refined, target) with one or more seeds, and score it on the test set.
+
+Files: ``estimators/<set>.{pt,json}`` for the first seed, ``<set>_seed<k>.{pt,json}`` for seed
+index k. Estimators train on rank 0 only, except the synthetic estimator that a ``learned``
+psi needs before SimGAN: rank 0 trains it and the other ranks load it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from simgan_toolkit.config import RunConfig
+from simgan_toolkit.data.sources import LABELLED_SIDES
+from simgan_toolkit.environment import to_device
+from simgan_toolkit.errors import DataError
+from simgan_toolkit.estimation import build_estimator, estimator_options, evaluate_estimator, save_estimator, train_estimator
+from simgan_toolkit.io import atomic_write_json
+from simgan_toolkit.pipeline.data import RunData
+from simgan_toolkit.pipeline.run import Run, stage
+from simgan_toolkit.plugin import Registry
+from simgan_toolkit.task import LabelledImages, Task
+from simgan_toolkit.training import distributed as dist_utils
+
+#: The training sets the refinement verdict compares, trained with ``estimator.seeds`` seeds each.
+VERDICT_SETS = ("synthetic", "refined")
+#: Training set names (``estimator.train_on`` values), in the order their stages run.
+SYNTHETIC, REFINED, TARGET = "synthetic", "refined", "target"
+
+
+@dataclass
+class EstimatorResults:
+    """What the estimator stages found: ``first_seed[set]`` is the first seed's result record
+    (``train_set``, ``seed``, ``n_train``, ``metrics``, fit statistics) and ``per_seed[set]``
+    the metrics of every seed."""
+
+    first_seed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    per_seed: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Training set -> its first seed's metrics."""
+        return {k: v["metrics"] for k, v in self.first_seed.items()}
+
+
+def estimator_seed_count(config: RunConfig, train_set: str) -> int:
+    """Estimator seeds trained on ``train_set``: ``estimator.seeds`` for the two rows the
+    verdict compares (synthetic, refined), one for the others."""
+    return config.estimator.seeds if train_set in VERDICT_SETS else 1
+
+
+def psi_needs_synthetic_estimator(config: RunConfig) -> bool:
+    """Whether psi is this run's synthetic estimator (``feature.name = "learned"`` without a checkpoint)."""
+    return config.feature.name == "learned" and config.feature.checkpoint is None
+
+
+def new_estimator(task: Task, config: RunConfig, registry: Registry, device: torch.device, seed: int) -> nn.Module:
+    """``task``'s estimator as ``config`` sets it, initial weights seeded by ``seed``, on ``device``."""
+    torch.manual_seed(seed)
+    return to_device(build_estimator(task, config.estimator, registry), device, config.channels_last)
+
+
+def _load_weights(model: nn.Module, path: Path, device: torch.device) -> nn.Module:
+    model.load_state_dict(torch.load(path, map_location=device, weights_only=False)["state_dict"])
+    return model
+
+
+def train_estimator_seed(
+    run: Run, train_set: str, data: LabelledImages, test: LabelledImages, seed_index: int = 0,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train (or, when resuming, reload) the estimator of seed ``config.seed + seed_index`` on
+    one training set and score it on ``test``. Seed index 0 writes ``estimators/<set>.{pt,json}``,
+    index k ``estimators/<set>_seed<k>.{pt,json}``."""
+    config = run.config
+    est_dir = run.out / "estimators"
+    name = train_set if seed_index == 0 else f"{train_set}_seed{seed_index}"
+    result_path, model_path = est_dir / f"{name}.json", est_dir / f"{name}.pt"
+    # Every training set starts from the same initial weights and batch order (per seed).
+    seed = config.seed + seed_index
+    model = new_estimator(run.task, config, run.registry, run.device, seed)
+    if run.resume and result_path.exists() and model_path.exists():
+        _load_weights(model, model_path, run.device)
+        return model, json.loads(result_path.read_text())
+    fit = train_estimator(run.task, model, data, config.estimator, seed, progress=run.progress, desc=f"estimator ({name})")
+    metrics = evaluate_estimator(run.task, model, test)
+    result = {"train_set": train_set, "seed": seed, "n_train": len(data), "metrics": metrics, **fit}
+    save_estimator(model, config.estimator.name, estimator_options(run.task, config.estimator), model_path)
+    atomic_write_json(result_path, result)
+    return model, result
+
+
+def train_estimator_seeds(run: Run, train_set: str, data: LabelledImages, test: LabelledImages,
+                          results: EstimatorResults) -> nn.Module:
+    """Train (or reload) every seed's estimator on ``train_set``, record the results in
+    ``results``; returns the first seed's estimator.
+
+    Labelled sides read from disk may lack a label the task reads (when it declares no
+    ``estimator_labels``): that KeyError becomes a DataError naming the paths.
+    """
+    try:
+        fits = [train_estimator_seed(run, train_set, data, test, k) for k in range(estimator_seed_count(run.config, train_set))]
+    except KeyError as exc:
+        d = run.config.data
+        disk_labelled = {s: getattr(d, s).path for s in LABELLED_SIDES if getattr(d, s) is not None}
+        if not disk_labelled:
+            raise
+        have = {"training set": sorted(data.labels), "test set": sorted(test.labels)}
+        raise DataError(
+            f"task {run.config.task!r} reads label {exc.args[0]!r}, missing from data on disk "
+            f"({', '.join(f'data.{k}.path {v!r}' for k, v in disk_labelled.items())}); labels present: {have}"
+        ) from None
+    results.first_seed[train_set] = fits[0][1]
+    results.per_seed[train_set] = [r["metrics"] for _, r in fits]
+    return fits[0][0]
+
+
+def _timed(run: Run, train_set: str, data: LabelledImages, test: LabelledImages, results: EstimatorResults) -> nn.Module:
+    return run.clock.run(f"estimator:{train_set}", lambda: train_estimator_seeds(run, train_set, data, test, results))
+
+
+@stage(None, ranks="all")
+def estimator_for_psi(run: Run, data: RunData, results: EstimatorResults) -> nn.Module | None:
+    """The synthetic estimator that psi is, trained before SimGAN; None when psi is not learned
+    from this run. Rank 0 trains (or reloads) it, the other ranks load what rank 0 wrote."""
+    if not (psi_needs_synthetic_estimator(run.config) and SYNTHETIC in run.config.estimator.train_on):
+        return None
+    model: nn.Module | None = None
+    if run.is_main:
+        model = _timed(run, SYNTHETIC, data.synthetic, data.test, results)
+    dist_utils.barrier()
+    if model is None:  # rank 0 has written it (or, resuming, had it): load it
+        model = _load_weights(new_estimator(run.task, run.config, run.registry, run.device, run.config.seed), run.out / "estimators" / "synthetic.pt", run.device)
+    return model
+
+
+@stage(None, ranks="main")
+def train_estimators(run: Run, data: RunData, refined: LabelledImages, results: EstimatorResults) -> None:
+    """The estimators of ``estimator.train_on`` not trained yet, each on its training set."""
+    train_on = run.config.estimator.train_on
+    sets = {SYNTHETIC: data.synthetic, REFINED: refined, TARGET: data.target}
+    for train_set in (SYNTHETIC, REFINED, TARGET):
+        images = sets[train_set]
+        if train_set in train_on and images is not None and train_set not in results.first_seed:
+            _timed(run, train_set, images, data.test, results)
