@@ -1,8 +1,8 @@
 """The SimGAN training loop: refiner pretraining, discriminator pretraining, then Algorithm 1.
 
 One object owns the networks, optimisers, history buffer and random generators, so a
-checkpoint of its ``state_dict`` resumes a run exactly where it stopped (on the CPU a resumed
-run reproduces an uninterrupted one bit for bit).
+checkpoint of them resumes a run exactly where it stopped (on the CPU a resumed run reproduces
+an uninterrupted one bit for bit).
 
 Speed options (``train.amp``, ``train.compile``) change only how the forward passes run; the
 networks the trainer exposes (``trainer.refiner``, ``trainer.discriminator``) and saves are
@@ -11,8 +11,10 @@ the exponential moving average of the refiner's weights when ``train.refiner_ema
 
 Behind one object each: batches (:mod:`~simgan_toolkit.training.batches`), the plain, DDP and
 compiled forwards (:mod:`~simgan_toolkit.training.forwards`), metrics and sample grids, written
-without waiting for the device (:mod:`~simgan_toolkit.training.metrics_logger`), and the
-networks themselves (:mod:`~simgan_toolkit.training.build`).
+without waiting for the device (:mod:`~simgan_toolkit.training.metrics_logger`), checkpoints:
+what they hold, when they are written, resuming from one
+(:class:`~simgan_toolkit.training.checkpoint.TrainerCheckpointer`), and the networks themselves
+(:mod:`~simgan_toolkit.training.build`).
 
 Under torchrun (see :mod:`simgan_toolkit.training.distributed`) R and D are wrapped in
 DistributedDataParallel, each rank draws its own batches, and rank 0 alone writes files.
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +34,13 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from simgan_toolkit.config import RunConfig, check_resume_compatible
-from simgan_toolkit.errors import TrainingDivergedError
+from simgan_toolkit.config import RunConfig
 from simgan_toolkit.losses import REAL
 from simgan_toolkit.networks import Refiner
 from simgan_toolkit.task import ImageSpec
 from simgan_toolkit.training import distributed as dist_utils
 from simgan_toolkit.training.build import SimGANNetworks, build_simgan_networks
-from simgan_toolkit.training.checkpoint import load_checkpoint, save_checkpoint
+from simgan_toolkit.training.checkpoint import CHECKPOINT_FORMAT, PHASES, TrainerCheckpointer
 from simgan_toolkit.training.batches import BatchSampler
 from simgan_toolkit.training.forwards import build_forwards
 from simgan_toolkit.training.history_buffer import HistoryBuffer
@@ -52,8 +52,7 @@ if TYPE_CHECKING:
     from simgan_toolkit.plugin import Registry
     from simgan_toolkit.task import Task
 
-CHECKPOINT_FORMAT = "simgan-toolkit/trainer-1"
-PHASES = ("refiner_pretrain", "discriminator_pretrain", "adversarial")
+__all__ = ["CHECKPOINT_FORMAT", "PHASES", "SimGANTrainer", "TrainingOutcome"]
 
 
 @dataclass
@@ -137,9 +136,9 @@ class SimGANTrainer:
         self.opt_d = build_optimizer(discriminator.parameters(), train.discriminator_optimizer)
         # Index sampling on a CPU generator, noise on a device generator: both saved in checkpoints.
         # Each rank has its own streams (rank 0's are the single-process ones).
-        self._stream_seed = config.seed + dist_utils.RANK_SEED_STRIDE * self.rank
-        self.index_gen = torch.Generator().manual_seed(self._stream_seed)
-        self.noise_gen = torch.Generator(device=device).manual_seed(self._stream_seed + 1)
+        self.stream_seed = config.seed + dist_utils.RANK_SEED_STRIDE * self.rank
+        self.index_gen = torch.Generator().manual_seed(self.stream_seed)
+        self.noise_gen = torch.Generator(device=device).manual_seed(self.stream_seed + 1)
         self.buffer = HistoryBuffer(train.history_size, generator=self.index_gen) if train.history else None
         #: Whether D normalises with batch statistics (see :meth:`_discriminate_refined`).
         self._d_batch_stats = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules())
@@ -155,6 +154,8 @@ class SimGANTrainer:
         )
         self.forwards = build_forwards(refiner, discriminator, device, distributed=self.distributed,
                                        compile_mode=train.compile_mode if train.compile else None)
+        #: Writes, restores and schedules ``out_dir/checkpoints/last.pt``.
+        self.checkpoints = TrainerCheckpointer(self, out_dir)
 
     @classmethod
     def from_config(
@@ -280,111 +281,6 @@ class SimGANTrainer:
             metrics.update(self.discriminator_step())
         return metrics
 
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "phase": self.phase,
-            "step": self.step,
-            "refiner": self.refiner.state_dict(),
-            # The weight average as a plain refiner state dict (what `refine` loads when present)
-            # and how many updates it has had (0 would make the next update copy, not average).
-            "refiner_ema": self.refiner_ema.module.state_dict() if self.refiner_ema is not None else None,
-            "refiner_ema_updates": int(self.refiner_ema.n_averaged) if self.refiner_ema is not None else None,
-            "discriminator": self.discriminator.state_dict(),
-            "opt_r": self.opt_r.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "buffer": self.buffer.state_dict() if self.buffer is not None else None,
-            "index_gen": self.index_gen.get_state(),
-            "noise_gen": self.noise_gen.get_state(),
-            "config": self.config.model_dump(mode="json"),
-            "refiner_spec": self.refiner_spec,
-            "image_spec": {
-                "channels": self.image_spec.channels,
-                "height": self.image_spec.height,
-                "width": self.image_spec.width,
-                "value_range": list(self.image_spec.value_range),
-            },
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict` (a checkpoint written by rank 0).
-
-        Under DDP every rank loads rank 0's checkpoint: weights, optimiser states, step and the
-        history buffer's images. Ranks other than 0 then reseed their index/noise generators
-        from (seed, rank, phase, step), so that they do not replay rank 0's batches; a resumed
-        multi-process run is therefore not bit-identical to an uninterrupted one.
-        """
-        self.refiner.load_state_dict(state["refiner"])
-        if self.refiner_ema is not None:
-            self.refiner_ema.module.load_state_dict(state["refiner_ema"])
-            self.refiner_ema.n_averaged.fill_(state["refiner_ema_updates"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.opt_r.load_state_dict(state["opt_r"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        if self.buffer is not None and state["buffer"] is not None:
-            self.buffer.load_state_dict(state["buffer"], self.device)
-        self.index_gen.set_state(state["index_gen"])
-        self.noise_gen.set_state(state["noise_gen"])
-        self.phase, self.step = state["phase"], state["step"]
-        if self.rank > 0:
-            seed = (self._stream_seed * 1_000_003 + PHASES.index(self.phase) * 100_003 + self.step) % 2**63
-            self.index_gen.manual_seed(seed)
-            self.noise_gen.manual_seed(seed + 1)
-
-    @property
-    def checkpoint_path(self) -> Path | None:
-        return self.out_dir / "checkpoints" / "last.pt" if self.out_dir else None
-
-    def save(self) -> None:
-        """Write ``checkpoints/last.pt`` atomically (after checking the weights are finite).
-
-        Waits for the device (a checkpoint is one of the loop's two sync points). Under DDP
-        every rank checks the weights (they are identical everywhere, so all ranks stop
-        together on non-finite ones) and rank 0 alone writes the plain modules' weights.
-        """
-        if self.checkpoint_path is None:
-            return
-        for name, net in (("refiner", self.refiner), ("discriminator", self.discriminator)):
-            if not all(torch.isfinite(p).all() for p in net.parameters()):
-                raise TrainingDivergedError(
-                    f"{name} weights are not finite at {self.phase} step {self.step}; checkpoint not written "
-                    "(the previous one is intact). Lower the learning rates or lambda."
-                )
-        if self.is_main:
-            save_checkpoint(self.state_dict(), self.checkpoint_path)
-
-    def resume(self) -> bool:
-        """Load ``checkpoints/last.pt`` if it exists; returns whether it did.
-
-        The checkpoint's training config must match this run's: a resumed run would otherwise
-        silently mix two experiments (settings that only change how it executes, such as
-        ``train.compile``, may differ); the error names each differing field. Under DDP every
-        rank loads rank 0's checkpoint, then all wait for each other, so rank 0 cannot replace
-        it while another rank still reads it.
-
-        Without a checkpoint (deleted, or the run stopped before its first one) training
-        restarts from step 0, with a warning, and so does metrics.jsonl: the records of the
-        lost attempt would otherwise stand twice in it.
-        """
-        path = self.checkpoint_path
-        if path is None:
-            return False
-        if not path.exists():
-            if self.is_main:
-                warnings.warn(f"no checkpoint in {str(path.parent)!r}: SimGAN training restarts from step 0", stacklevel=2)
-            if self.logger.log is not None:
-                self.logger.log.clear()
-            return False
-        state = load_checkpoint(path, map_location=self.device)
-        check_resume_compatible(state["config"], self.config, str(path))
-        self.load_state_dict(state)
-        if self.logger.log is not None:
-            self.logger.log.truncate_after(list(PHASES), self.phase, self.step)
-        if self.distributed:
-            dist_utils.barrier()
-        return True
-
     # ------------------------------------------------------------------ loop
     def train(self, resume: bool = False, on_log: Callable[[dict[str, Any]], None] | None = None) -> TrainingOutcome:
         """Run every phase to the end (or the rest of them, when resuming).
@@ -393,7 +289,7 @@ class SimGANTrainer:
         (at the latest at the next checkpoint); under DDP every rank sees the same records,
         averaged over ranks.
         """
-        resumed = (self.phase, self.step) if resume and self.resume() else None
+        resumed = self.checkpoints.resume() if resume else None
         lengths = {
             "refiner_pretrain": self.config.train.refiner_pretrain_steps,
             "discriminator_pretrain": self.config.train.discriminator_pretrain_steps,
@@ -424,13 +320,13 @@ class SimGANTrainer:
                         log.log_step(phase, self.step, metrics, on_log, bar)
                     if phase == "adversarial" and (self.step % self.config.train.sample_every == 0 or at_end):
                         log.queue_samples(f"step_{self.step:06d}", self.inference_refiner)
-                    if self.step % self.config.train.checkpoint_every == 0 or at_end:
+                    if self.checkpoints.due(self.step, at_end):
                         # A checkpoint waits for the device anyway: write everything pending,
                         # and never save weights trained on a non-finite loss.
                         log.flush(on_log, bar)
                         if not logged:
                             log.check_step(phase, self.step, metrics)
-                        self.save()
+                        self.checkpoints.save()
                 if phase == "refiner_pretrain" and lengths[phase] > 0:
                     log.queue_samples("pretrained_refiner", self.inference_refiner)
             log.flush(on_log, bar)

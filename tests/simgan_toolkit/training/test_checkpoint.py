@@ -1,15 +1,19 @@
-"""Atomic checkpoints and clear errors for files that are not checkpoints."""
+"""Atomic checkpoints, clear errors for files that are not checkpoints, and trainer checkpoints
+written before the checkpointer moved out of the trainer still resuming."""
 
 from __future__ import annotations
 
 import errno
 import pickle
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from simgan_toolkit.errors import DataError
 from simgan_toolkit.training import load_checkpoint, save_checkpoint
+from simgan_toolkit.training.checkpoint import CHECKPOINT_FORMAT
 
 
 def test_round_trip(tmp_path):
@@ -126,3 +130,35 @@ def test_training_stopped_by_full_disk_resumes_once_space_is_freed(tmp_path, mon
     assert outcome.resumed_from == (kept["phase"], kept["step"])
     for name, value in full.refiner.state_dict().items():
         assert torch.equal(resumed.refiner.state_dict()[name], value), name
+
+
+#: A tiny trainer's checkpoint at adversarial step 2 (of 5), written by the trainer before its
+#: checkpointing moved into TrainerCheckpointer (train settings _OLD_CHECKPOINT_TRAIN over tiny_config).
+OLD_CHECKPOINT = Path(__file__).parent / "data" / "trainer-1_tiny_adversarial_2.pt"
+_OLD_CHECKPOINT_TRAIN = {"steps": 5, "history_size": 4, "checkpoint_every": 2}
+
+
+def test_checkpoint_keys_are_those_of_format_trainer_1(tmp_path, tiny_config, make_trainer):
+    old = load_checkpoint(OLD_CHECKPOINT)
+    state = make_trainer(tiny_config(train=_OLD_CHECKPOINT_TRAIN), tmp_path).checkpoints.state_dict()
+    assert old["format"] == state["format"] == CHECKPOINT_FORMAT
+    assert list(state) == list(old)
+    assert list(state["image_spec"]) == ["channels", "height", "width", "value_range"]
+
+
+def test_checkpoint_written_before_the_checkpointer_still_resumes(tmp_path, tiny_config, make_trainer):
+    config = tiny_config(train=_OLD_CHECKPOINT_TRAIN)
+    full = make_trainer(config, tmp_path / "full")
+    full.train()
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(OLD_CHECKPOINT, run / "checkpoints" / "last.pt")
+
+    resumed = make_trainer(config, run, init_seed=12345)  # different initial weights
+    outcome = resumed.train(resume=True)
+    assert outcome.resumed_from == ("adversarial", 2)
+    for net in ("refiner", "discriminator"):
+        expected, got = getattr(full, net).state_dict(), getattr(resumed, net).state_dict()
+        assert all(torch.equal(got[k], v) for k, v in expected.items()), net
+    assert torch.equal(full.buffer.state_dict()["images"], resumed.buffer.state_dict()["images"])
+    assert torch.equal(full.noise_gen.get_state(), resumed.noise_gen.get_state())

@@ -111,7 +111,7 @@ def test_no_history_buffer_when_disabled(tiny_config, make_trainer):
     trainer = make_trainer(tiny_config(train={"history": False}))
     trainer.discriminator_step()
     assert trainer.buffer is None
-    assert trainer.state_dict()["buffer"] is None
+    assert trainer.checkpoints.state_dict()["buffer"] is None
 
 
 def _train_interrupted(trainer, at):
@@ -216,9 +216,9 @@ def test_no_out_dir_writes_nothing(tmp_path, tiny_config, make_trainer, monkeypa
     monkeypatch.chdir(tmp_path)
     trainer = make_trainer(tiny_config(train={"steps": 1}), None)
     trainer.train()
-    trainer.save()
+    trainer.checkpoints.save()
     assert list(tmp_path.iterdir()) == []
-    assert trainer.checkpoint_path is None
+    assert trainer.checkpoints.path is None
 
 
 def _all_finite(state):
@@ -253,12 +253,12 @@ def test_huge_learning_rate_stops_training_without_bad_checkpoint(tmp_path, tiny
 
 def test_save_refuses_non_finite_weights(tmp_path, tiny_config, make_trainer):
     trainer = make_trainer(tiny_config(), tmp_path)
-    trainer.save()
+    trainer.checkpoints.save()
     good = (tmp_path / "checkpoints" / "last.pt").read_bytes()
     with torch.no_grad():
         next(trainer.discriminator.parameters())[0].fill_(float("inf"))
     with pytest.raises(TrainingDivergedError, match="discriminator weights are not finite"):
-        trainer.save()
+        trainer.checkpoints.save()
     assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == good
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["last.pt"]
 
