@@ -72,13 +72,18 @@ class RefinerConfig(_Strict):
         return _factory_options(self)
 
 
+#: Built-in discriminators that are built from ``discriminator.layers``.
+BUILTIN_LAYERED_DISCRIMINATORS = ("local", "global")
+
+
 class DiscriminatorConfig(_Strict):
     """Discriminator architecture: ``local`` (per patch) or ``global`` (per image)."""
 
     name: str = "local"
-    layers: list[str] = Field(
-        default_factory=lambda: ["conv3s2-96", "conv3s2-64", "pool3s1", "conv3-32", "conv1-32", "conv1-2"]
-    )
+    #: Layer spec (see :mod:`simgan_toolkit.networks.discriminator`). No default: the right
+    #: layers depend on the image size, so a task's profiles state them; the built-in
+    #: discriminators refuse a run without them (``RunConfig``).
+    layers: list[str] | None = None
     width_mult: float = Field(1.0, gt=0)
     norm: Literal["none", "batch", "group"] = "none"
     #: A plugin discriminator's own settings, passed to its factory with the fields above.
@@ -271,6 +276,17 @@ class RunConfig(_Strict):
             raise ValueError(
                 f"estimator.name is not set: task {self.task!r}, profile {self.profile!r} names no estimator; "
                 "set estimator.name to a registered one (see `simgan plugins`)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _discriminator_layered(self) -> RunConfig:
+        # Plugin discriminators may build their own layers; the built-in ones need a spec.
+        if self.discriminator.name in BUILTIN_LAYERED_DISCRIMINATORS and not self.discriminator.layers:
+            raise ValueError(
+                f"discriminator.layers is not set: task {self.task!r}, profile {self.profile!r} gives the "
+                f"{self.discriminator.name!r} discriminator no layers; set discriminator.layers "
+                '(e.g. ["conv3s2-32", "conv1-2"])'
             )
         return self
 

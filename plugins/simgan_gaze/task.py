@@ -40,7 +40,8 @@ def _draw_eyes(camera: TargetEyes, rgb: bool, n: int, generator: torch.Generator
     images, labels = camera(n, generator, rgb=rgb, device=device)
     return LabelledImages(images, labels)
 
-#: The paper's eye discriminator (Shrivastava et al. 2017, appendix); profiles scale its width.
+#: The paper's eye discriminator (Shrivastava et al. 2017, appendix; 35x55 input -> 7x12 patch map);
+#: profiles scale its width.
 _EYE_DISCRIMINATOR = ["conv3s2-96", "conv3s2-64", "pool3s1", "conv3-32", "conv1-32", "conv1-2"]
 
 

@@ -188,6 +188,7 @@ def plot_pck_curves(metrics_by_set: dict[str, dict[str, float]], path: Path) -> 
     return path
 
 
+#: The paper's hand discriminator (Shrivastava et al. 2017, appendix; 224x224 input -> 7x7 patch map).
 _HAND_LAYERS = ["conv7s4-96", "conv5s2-64", "pool3s2", "conv3s2-32", "conv1-32", "conv1-2"]
 
 

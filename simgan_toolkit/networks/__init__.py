@@ -2,8 +2,6 @@
 
 from simgan_toolkit.networks.base import Discriminator, Refiner
 from simgan_toolkit.networks.discriminator import (
-    EYE_LAYERS,
-    HAND_LAYERS,
     GlobalDiscriminator,
     LocalDiscriminator,
     parse_layers,
@@ -11,8 +9,6 @@ from simgan_toolkit.networks.discriminator import (
 from simgan_toolkit.networks.refiner import ResidualBlock, ResNetRefiner
 
 __all__ = [
-    "EYE_LAYERS",
-    "HAND_LAYERS",
     "Discriminator",
     "GlobalDiscriminator",
     "LocalDiscriminator",

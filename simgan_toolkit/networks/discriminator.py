@@ -21,11 +21,6 @@ from torch import Tensor, nn
 
 from simgan_toolkit.networks.base import Discriminator
 
-#: The paper's eye discriminator (35x55 input -> 7x12 patch map).
-EYE_LAYERS = ("conv3s2-96", "conv3s2-64", "pool3s1", "conv3-32", "conv1-32", "conv1-2")
-#: The paper's hand discriminator (224x224 input -> 7x7 patch map).
-HAND_LAYERS = ("conv7s4-96", "conv5s2-64", "pool3s2", "conv3s2-32", "conv1-32", "conv1-2")
-
 #: Normalisations after each hidden convolution. ``group`` (GroupNorm, up to 8 groups) normalises
 #: each image on its own but hides absolute intensity from D. ``batch`` normalises over the
 #: batch, so D's verdict on a refined image depends on what shares its batch; the trainer
@@ -87,7 +82,7 @@ class LocalDiscriminator(Discriminator):
     def __init__(
         self,
         in_channels: int,
-        layers: Sequence[str] = EYE_LAYERS,
+        layers: Sequence[str],
         width_mult: float = 1.0,
         norm: Norm = "none",
         **_: object,
@@ -113,7 +108,7 @@ class GlobalDiscriminator(Discriminator):
         in_channels: int,
         image_height: int,
         image_width: int,
-        layers: Sequence[str] = EYE_LAYERS,
+        layers: Sequence[str],
         width_mult: float = 1.0,
         norm: Norm = "none",
     ) -> None:

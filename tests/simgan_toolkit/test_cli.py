@@ -1,120 +1,114 @@
-"""The command line, end to end.
+"""The command line, end to end, in-process through ``simgan_toolkit.cli.main`` on the tests' own
+tiny task (``spot``): core must work for any domain.
 
-One real smoke run (``python -m simgan_toolkit.run --profile smoke``, a subprocess) is shared by
-the whole module; the resume is the second end-to-end run and happens in-process, through
-``simgan_toolkit.cli.main``, like the other cheap error paths (each subprocess pays seconds of
-torch/torchvision imports).
+One smoke run is shared by the whole module; the resume is the second end-to-end run. The
+command line as a subprocess, on the built-in gaze task and the installed plugins, is tested in
+``tests/plugins/test_cli_builtin_tasks.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from simgan_toolkit import plugin as plugin_module
 from simgan_toolkit.config import RunConfig
 from simgan_toolkit.data import read_attrs, read_images_h5
 
 pytestmark = pytest.mark.slow
 
-SMOKE = ["--task", "gaze", "--profile", "smoke", "--device", "cpu", "--no-progress"]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["OMP_NUM_THREADS"] = "1"  # tiny networks; avoids thread thrashing on a shared 2-core box
-    env.pop("SIMGAN_PLUGINS", None)
-    env.pop("SIMGAN_DISABLE_PLUGINS", None)
-    return env
-
-
-def _run_module(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "simgan_toolkit.run", *args], cwd=cwd, env=_env(),
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )
+SMOKE = ["--task", "tiny_spot", "--profile", "smoke", "--device", "cpu", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("cli")
-    out = base / "run"
-    proc = _run_module(*SMOKE, "--out", str(out), cwd=base)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def spot_cli_registry():
+    """The spot task's registry, which every ``simgan`` call of this module sees."""
+    from simgan_toolkit.plugin import PluginManager
+
+    from .conftest import SpotPlugin
+
+    registry = PluginManager(load_entry_points=False, plugins=[("tiny_spot", SpotPlugin())]).registry
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plugin_module, "get_registry", lambda: registry)
+        yield registry
+
+
+@pytest.fixture
+def cli(cli, spot_cli_registry):
+    """The ``cli`` fixture, seeing only the spot task."""
+    return cli
+
+
+@pytest.fixture(scope="module")
+def smoke_run(spot_cli_registry, tmp_path_factory):
+    from simgan_toolkit.cli import main
+
+    out = tmp_path_factory.mktemp("cli") / "run"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["run", *SMOKE, "--out", str(out)])
+    assert code == 0, stderr.getvalue()[-3000:]
     files = {
         p.relative_to(out).as_posix(): p.read_bytes()
         for p in out.rglob("*") if p.is_file() and p.suffix in (".pt", ".jsonl", ".json", ".h5")
     }
-    return {"out": out, "proc": proc, "summary": json.loads((out / "summary.json").read_text()), "files": files}
+    summary = json.loads((out / "summary.json").read_text())
+    return {"out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "summary": summary, "files": files}
 
 
 def test_smoke_run_writes_everything(smoke_run):
     out = smoke_run["out"]
     for name in ("config.json", "summary.json", "refined.h5", "metrics.jsonl", "checkpoints/last.pt"):
         assert (out / name).is_file(), name
-    assert sorted(p.name for p in (out / "samples").glob("*.png")) == ["pretrained_refiner.png", "step_000002.png", "step_000004.png"]
+    assert sorted(p.name for p in (out / "samples").glob("*.png")) == ["pretrained_refiner.png", "step_000002.png"]
     config = RunConfig.model_validate(json.loads((out / "config.json").read_text()))
-    assert (config.task, config.profile, config.device, config.train.steps) == ("gaze", "smoke", "cpu", 4)
+    assert (config.task, config.profile, config.device, config.train.steps) == ("tiny_spot", "smoke", "cpu", 2)
     s = smoke_run["summary"]
     assert {"task", "profile", "device", "wall_seconds", "estimators", "label_preservation"} <= set(s)
-    assert (s["task"], s["profile"], s["device"]) == ("gaze", "smoke", "cpu")
+    assert (s["task"], s["profile"], s["device"]) == ("tiny_spot", "smoke", "cpu")
     assert s["wall_seconds"] > 0
     assert set(s["estimators"]) == {"synthetic", "refined", "target"}
     for metrics in s["estimators"].values():
-        assert set(metrics) == {"angular_error_deg", "within_7deg_pct"}
-    assert set(s["label_preservation"]) == {"pupil_shift_px_mean", "pupil_shift_px_std", "mean_abs_pixel_change"}
+        assert set(metrics) == {"error_px"}
+    assert set(s["label_preservation"]) == {"mean_abs_pixel_change"}
     assert s["resumed_from"] is None
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [(r["phase"], r["step"]) for r in records] == (
-        [("refiner_pretrain", i) for i in (1, 2, 3)] + [("discriminator_pretrain", i) for i in (1, 2)]
-        + [("adversarial", i) for i in (1, 2, 3, 4)]
+        [("refiner_pretrain", i) for i in (1, 2)] + [("discriminator_pretrain", i) for i in (1, 2)]
+        + [("adversarial", i) for i in (1, 2)]
     )
     refined = read_images_h5(out / "refined.h5")
-    assert refined.images.shape == (64, 1, 35, 55)
-    assert {"gaze", "pupil_centre"} <= set(refined.labels)
+    assert refined.images.shape == (16, 1, 12, 16)
+    assert set(refined.labels) == {"y"}
     attrs = read_attrs(out / "refined.h5")
-    assert attrs["kind"] == "refined" and attrs["task"] == "gaze"
-    assert "Results: task 'gaze'" in smoke_run["proc"].stdout
-    assert "Traceback" not in smoke_run["proc"].stderr
+    assert attrs["kind"] == "refined" and attrs["task"] == "tiny_spot"
+    assert "Results: task 'tiny_spot'" in smoke_run["stdout"]
+    assert "Traceback" not in smoke_run["stderr"]
 
 
-def test_invalid_override_is_one_line_exit_2(tmp_path):
-    proc = _run_module("--task", "gaze", "--profile", "smoke", "--set", "train.k_g=0", "--out", str(tmp_path / "x"), cwd=tmp_path)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
+def test_invalid_override_is_one_line_exit_2(cli, tmp_path):
+    code, _, err = cli("run", *SMOKE, "--set", "train.k_g=0", "--out", str(tmp_path / "x"))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert lines[0].startswith("simgan: error: ") and "train.k_g" in lines[0]
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in err
     assert not (tmp_path / "x").exists()
 
 
-def test_plugins_command_lists_plugins(tmp_path):
-    proc = _run_module("plugins", cwd=tmp_path, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    rows = [line.split()[:3] for line in proc.stdout.splitlines()]
-    assert rows[0] == ["kind", "name", "plugin"]
-    assert ["task", "gaze", "gaze"] in rows
-    assert ["estimator", "gaze_cnn", "estimators"] in rows
-    assert ["refiner", "resnet", "simgan_toolkit.builtins"] in rows
-    loaded = next(line for line in proc.stdout.splitlines() if line.startswith("plugins loaded:"))
-    assert {"gaze", "estimators", "simgan_toolkit.builtins"} <= {x.strip() for x in loaded.split(":", 1)[1].split(",")}
-    assert "FAILED" not in proc.stdout
-
-
 def test_unknown_task_exit_2(cli, tmp_path):
-    code, _, err = cli("run", "--task", "gazee", "--profile", "smoke", "--out", str(tmp_path / "x"))
+    code, _, err = cli("run", "--task", "tiny_spott", "--profile", "smoke", "--out", str(tmp_path / "x"))
     assert code == 2
-    assert err.count("\n") == 1 and "'gazee'" in err and "Did you mean 'gaze'?" in err
+    assert err.count("\n") == 1 and "'tiny_spott'" in err and "Did you mean 'tiny_spot'?" in err
     assert not (tmp_path / "x").exists()
 
 
 def test_unknown_profile_exit_2(cli, tmp_path):
-    code, _, err = cli("run", "--task", "gaze", "--profile", "turbo", "--out", str(tmp_path / "x"))
+    code, _, err = cli("run", "--task", "tiny_spot", "--profile", "turbo", "--out", str(tmp_path / "x"))
     assert code == 2 and "'turbo'" in err and "smoke" in err
 
 
@@ -135,7 +129,7 @@ def test_refine_command_on_refined_h5(cli, smoke_run, tmp_path):
         "--output", str(target), "--device", "cpu", "--no-progress",
     )
     assert code == 0, err
-    assert stdout.strip() == f"refined 64 images -> {target}"
+    assert stdout.strip() == f"refined 16 images -> {target}"
     src, got = read_images_h5(out / "refined.h5"), read_images_h5(target)
     assert got.images.shape == src.images.shape
     for k in src.labels:
@@ -168,11 +162,11 @@ def test_resume_finished_run_gives_same_results(cli, smoke_run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["estimators"] == smoke_run["summary"]["estimators"]
     assert summary["label_preservation"] == pytest.approx(smoke_run["summary"]["label_preservation"])
-    assert summary["resumed_from"] == ["adversarial", 4]
+    assert summary["resumed_from"] == ["adversarial", 2]
     # Nothing was trained again: log, checkpoint and estimators are byte-identical.
     for name in ("metrics.jsonl", "checkpoints/last.pt", "estimators/synthetic.pt", "estimators/refined.pt", "estimators/target.pt"):
         assert (out / name).read_bytes() == smoke_run["files"][name], name
-    assert "Results: task 'gaze'" in stdout
+    assert "Results: task 'tiny_spot'" in stdout
 
 
 def test_rejected_resume_keeps_config_json(cli, smoke_run, tmp_path):

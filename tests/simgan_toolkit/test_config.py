@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from simgan_toolkit.config import (
+    DiscriminatorConfig,
     RunConfig,
     build_config,
     config_differences,
@@ -18,24 +19,27 @@ from simgan_toolkit.config import (
     resume_comparable,
 )
 from simgan_toolkit.errors import ConfigError
-from simgan_toolkit.networks import EYE_LAYERS
 
 #: Core has no default estimator: every test config names one (a made-up name; nothing is built).
 ESTIMATOR = {"name": "est"}
-NAMED = {"default": {"estimator": ESTIMATOR}}
+#: Nor default discriminator layers: every test config states some (nothing is built).
+LAYERS = ["conv3s2-8", "conv1-2"]
+#: What every test config must state: the sections core has no default for.
+STATED = {"estimator": ESTIMATOR, "discriminator": {"layers": LAYERS}}
+NAMED = {"default": STATED}
 
 PROFILES = {
-    "quick": {"estimator": ESTIMATOR, "train": {"lam": 0.1, "k_g": 3, "k_d": 4, "batch_size": 8, "history_size": 64}, "refiner": {"width": 8}},
+    "quick": {**STATED, "train": {"lam": 0.1, "k_g": 3, "k_d": 4, "batch_size": 8, "history_size": 64}, "refiner": {"width": 8}},
     "other": {},
 }
 
 
 def test_defaults_of_every_section():
-    c = RunConfig(task="t", estimator=ESTIMATOR)
+    c = RunConfig(task="t", **STATED)
     assert (c.profile, c.seed, c.device) == ("default", 0, "auto")
     assert (c.refiner.name, c.refiner.width, c.refiner.blocks, c.refiner.kernel_size) == ("resnet", 64, 4, 3)
     assert (c.refiner.output, c.refiner.noise_channels) == ("tanh", 0)
-    assert c.discriminator.name == "local" and tuple(c.discriminator.layers) == EYE_LAYERS
+    assert c.discriminator.name == "local" and c.discriminator.layers == LAYERS
     assert (c.train.batch_size, c.train.k_g, c.train.k_d, c.train.lam) == (512, 2, 1, 0.5)
     assert (c.train.history, c.train.history_size, c.train.loss) == (True, 12800, "auto")
     assert (c.train.refiner_optimizer.name, c.train.refiner_optimizer.lr) == ("sgd", 1e-3)
@@ -48,14 +52,36 @@ def test_a_run_without_an_estimator_name_says_so():
     """No domain default: a profile that names no estimator is one ConfigError naming the field."""
     with pytest.raises(ConfigError, match=r"^invalid configuration: estimator\.name is not set: task 't', profile 'other'"):
         build_config("t", "other", PROFILES)
-    assert build_config("t", "other", PROFILES, overrides=["estimator.name=x"]).estimator.name == "x"
+    layered = build_config("t", "other", PROFILES, overrides=["estimator.name=x", f"discriminator.layers={LAYERS}"])
+    assert layered.estimator.name == "x"
     with pytest.raises(ValidationError, match=r"estimator\.name is not set"):
         RunConfig(task="t")
 
 
+@pytest.mark.parametrize("name", ["local", "global"])
+def test_a_built_in_discriminator_without_layers_says_so(name):
+    """No domain default: the built-in discriminators need a task to state their layers."""
+    assert DiscriminatorConfig().layers is None
+    message = (
+        rf"^invalid configuration: discriminator\.layers is not set: task 't', profile 'other' gives the "
+        rf"'{name}' discriminator no layers; set discriminator\.layers"
+    )
+    with pytest.raises(ConfigError, match=message):
+        build_config("t", "other", PROFILES, overrides=["estimator.name=x", f"discriminator.name={name}"])
+    with pytest.raises(ConfigError, match=r"discriminator\.layers is not set"):
+        build_config("t", "other", PROFILES, overrides=["estimator.name=x", "discriminator.layers=[]"])
+
+
+def test_a_plugin_discriminator_may_go_without_layers():
+    """A plugin discriminator may build its own layers: no layers is not an error for it."""
+    config = build_config("t", "other", PROFILES, overrides=["estimator.name=x", "discriminator.name=mine"])
+    assert config.discriminator.layers is None
+    assert config.discriminator.factory_options()["layers"] is None
+
+
 def test_default_profile_needs_no_entry():
     c = build_config("t", "default", NAMED)
-    assert c == RunConfig(task="t", estimator=ESTIMATOR)
+    assert c == RunConfig(task="t", **STATED)
 
 
 def test_precedence_profile_file_set(tmp_path):
@@ -73,10 +99,10 @@ def test_precedence_profile_file_set(tmp_path):
 
 def test_later_set_wins_and_json_file(tmp_path):
     cfg = tmp_path / "saved.json"
-    cfg.write_text(json.dumps(RunConfig(task="t", estimator=ESTIMATOR, seed=7).model_dump(mode="json")))
+    cfg.write_text(json.dumps(RunConfig(task="t", **STATED, seed=7).model_dump(mode="json")))
     c = build_config("t", "default", NAMED, config_file=cfg, overrides=["seed=1", "seed=2"])
     assert c.seed == 2
-    assert c.train == RunConfig(task="t", estimator=ESTIMATOR).train
+    assert c.train == RunConfig(task="t", **STATED).train
 
 
 @pytest.mark.parametrize(
@@ -183,13 +209,13 @@ def test_history_size_must_hold_half_a_batch():
 
 
 def test_validate_assignment():
-    c = RunConfig(task="t", estimator=ESTIMATOR)
+    c = RunConfig(task="t", **STATED)
     with pytest.raises(ValidationError, match="k_g"):
         c.train.k_g = 0
 
 
 def test_config_differences_name_each_field_and_both_values():
-    saved = resume_comparable(RunConfig(task="t", estimator=ESTIMATOR, profile="smoke").model_dump(mode="json"))
+    saved = resume_comparable(RunConfig(task="t", **STATED, profile="smoke").model_dump(mode="json"))
     current = resume_comparable(
         build_config("t", "default", NAMED, overrides=["train.steps=800", "refiner.output='residual'", "feature.options={a = 1}"])
         .model_dump(mode="json")

@@ -9,11 +9,13 @@ from simgan_toolkit.errors import ConfigError
 
 #: Core has no default estimator: every test config names one (a made-up name; nothing is built).
 ESTIMATOR = {"name": "est"}
-NAMED = {"default": {"estimator": ESTIMATOR}}
+#: Nor default discriminator layers: every test config states some (nothing is built).
+STATED = {"estimator": ESTIMATOR, "discriminator": {"layers": ["conv3s2-8", "conv1-2"]}}
+NAMED = {"default": STATED}
 
 
 def test_two_estimator_seeds_by_default():
-    assert RunConfig(task="t", estimator=ESTIMATOR).estimator.seeds == 2
+    assert RunConfig(task="t", **STATED).estimator.seeds == 2
     assert build_config("t", "default", NAMED, overrides=["estimator.seeds=1"]).estimator.seeds == 1
 
 
@@ -25,7 +27,7 @@ def test_estimator_seeds_must_be_at_least_one(value):
 
 def test_a_config_saved_without_estimator_seeds_resumes_as_the_default():
     """A run folder written before estimator.seeds existed compares equal to today's default."""
-    current = RunConfig(task="t", estimator=ESTIMATOR).model_dump(mode="json")
+    current = RunConfig(task="t", **STATED).model_dump(mode="json")
     saved = {**current, "estimator": {k: v for k, v in current["estimator"].items() if k != "seeds"}}
     assert resume_comparable(saved) == resume_comparable(current)
     other = {**current, "estimator": {**current["estimator"], "seeds": 3}}

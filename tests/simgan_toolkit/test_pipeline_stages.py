@@ -76,7 +76,8 @@ def test_stage_clock_times_each_stage_once():
 
 
 def _config(**settings) -> RunConfig:
-    return RunConfig.model_validate({"task": "t", "profile": "smoke", "estimator": {"name": "e"}, **settings})
+    return RunConfig.model_validate({"task": "t", "profile": "smoke", "estimator": {"name": "e"},
+                                 "discriminator": {"layers": ["conv3s2-8", "conv1-2"]}, **settings})
 
 
 def test_the_resume_check_ignores_the_device_and_execution_only_settings():

@@ -13,6 +13,13 @@ from simgan_toolkit.task import LabelledImages
 from simgan_toolkit.training import save_checkpoint
 
 
+@pytest.fixture
+def registry(spot):
+    """The tests' own registry (the spot task, its estimator and the built-ins; no entry-point
+    plugins): core needs no domain plugin."""
+    return spot.registry()
+
+
 def _refiner(noise_channels=0):
     torch.manual_seed(0)
     r = ResNetRefiner(1, width=4, blocks=1, noise_channels=noise_channels)
@@ -63,7 +70,7 @@ def checkpoint(tmp_path, tiny_config, make_trainer):
 
 def _input(path, n=7, shape=(1, 12, 16)):
     g = torch.Generator().manual_seed(4)
-    data = LabelledImages(torch.rand(n, *shape, generator=g) * 2 - 1, {"gaze": torch.randn(n, 3, generator=g)})
+    data = LabelledImages(torch.rand(n, *shape, generator=g) * 2 - 1, {"y": torch.randn(n, 2, generator=g)})
     write_images_h5(path, data, {"kind": "synthetic", "task": "tiny", "value_range": [-1.0, 1.0]})
     return data
 
@@ -83,7 +90,7 @@ def test_refine_h5_carries_labels_and_sets_attrs(tmp_path, checkpoint, registry)
     n = refine_h5(ckpt, tmp_path / "syn.h5", out, registry, batch_size=3, progress=False)
     assert n == 7
     back = read_images_h5(out)
-    assert torch.equal(back.labels["gaze"], data.labels["gaze"])
+    assert torch.equal(back.labels["y"], data.labels["y"])
     torch.testing.assert_close(back.images, refine_images(trainer.refiner, data.images), rtol=1e-6, atol=1e-6)
     assert not torch.allclose(back.images, data.images)  # the trained refiner changed something
     attrs = read_attrs(out)

@@ -86,6 +86,8 @@ CASES: list[BadInput] = [
     case("set-no-equals", "`--set` without `=`", (*SMOKE, "--set", "train.k_g", "--out", RUN), "expected KEY=VALUE"),
     case("set-bad-value", "`--set` with an invalid value", (*SMOKE, "--set", "train.k_g=0", "--out", RUN), "train.k_g"),
     case("set-unknown-key", "`--set` of an unknown setting", (*SMOKE, "--set", "train.kg=2", "--out", RUN), "train.kg"),
+    case("no-discriminator-layers", "`discriminator.layers` empty for a built-in discriminator",
+         (*SMOKE, "--set", "discriminator.layers=[]", "--out", RUN), "discriminator.layers is not set"),
     case("zero-steps", "`train.steps = 0` (pretraining only)", (*SMOKE, "--set", "train.steps=0", "--out", RUN),
          "train.steps: Input should be greater than or equal to 1"),
     case("config-missing", "`--config` file does not exist", (*SMOKE, "--config", "{root}/none.toml", "--out", RUN),
@@ -196,7 +198,7 @@ def test_ctrl_c_while_simulating_a_resumed_run_names_its_folder(tmp_path, monkey
 #: ``python -c`` script: ``simgan ARGV`` killed with SIGKILL in the middle of its first checkpoint write.
 KILLED_AT_FIRST_CHECKPOINT = """
 import os, signal, sys
-import simgan_toolkit.training.trainer as trainer
+import simgan_toolkit.training.checkpoint as checkpoint
 from simgan_toolkit.io import atomic_path
 
 def save_and_die(state, path):
@@ -204,7 +206,7 @@ def save_and_die(state, path):
         tmp.write_bytes(b"half a checkpoint")
         os.kill(os.getpid(), signal.SIGKILL)
 
-trainer.save_checkpoint = save_and_die
+checkpoint.save_checkpoint = save_and_die
 from simgan_toolkit.cli import main
 sys.exit(main(sys.argv[1:]))
 """

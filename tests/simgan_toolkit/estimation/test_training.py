@@ -56,6 +56,13 @@ class Linear(Estimator):
         return self.fc(x.flatten(1))
 
 
+@pytest.fixture
+def registry(spot):
+    """The tests' own registry (the spot task, its estimator and the built-ins; no entry-point
+    plugins): core needs no domain plugin."""
+    return spot.registry()
+
+
 def test_training_reduces_the_error():
     task = MeanTask()
     data, test = task.synthetic(512, 0, "cpu"), task.synthetic(128, 1, "cpu")
@@ -118,12 +125,13 @@ def test_predict_is_batch_size_independent():
 def test_saved_estimator_loads_as_learned_feature_transform(tmp_path, registry):
     from simgan_toolkit.task import ImageSpec as Spec
 
-    options = {"image_spec": Spec(1, 35, 55), "output_dim": 3, "width_mult": 0.25, "hidden": 8}
-    model = registry.create("estimator", "gaze_cnn", **options)
-    save_estimator(model, "gaze_cnn", options, tmp_path / "est.pt")
+    options = {"image_spec": Spec(1, 12, 16), "output_dim": 2}
+    model = registry.create("estimator", "tiny_linear", **options)
+    save_estimator(model, "tiny_linear", options, tmp_path / "est.pt")
     psi = load_learned(tmp_path / "est.pt", registry)
-    x = torch.randn(2, 1, 35, 55, requires_grad=True)
+    x = torch.randn(2, 1, 12, 16, requires_grad=True)
     assert torch.equal(psi(x), model.eval().features(x))
+    assert torch.equal(psi.network(x), model(x))  # the weights came back, not only the architecture
     psi(x).sum().backward()
     assert x.grad is not None
 

@@ -6,7 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from simgan_toolkit.networks import EYE_LAYERS, HAND_LAYERS, GlobalDiscriminator, LocalDiscriminator, parse_layers
+from simgan_toolkit.networks import GlobalDiscriminator, LocalDiscriminator, parse_layers
+
+
+#: The paper's eye discriminator (35x55 input -> 7x12 patch map); the gaze plugin states its own copy.
+EYE_LAYERS = ("conv3s2-96", "conv3s2-64", "pool3s1", "conv3-32", "conv1-32", "conv1-2")
+#: The paper's hand discriminator (224x224 input -> 7x7 patch map); the hand plugin states its own copy.
+HAND_LAYERS = ("conv7s4-96", "conv5s2-64", "pool3s2", "conv3s2-32", "conv1-32", "conv1-2")
 
 
 def _out(size: int, k: int, s: int, p: int) -> int:

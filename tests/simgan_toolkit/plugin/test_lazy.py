@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from simgan_toolkit.data.loader import DatasetLoader
 from simgan_toolkit.errors import PluginError
 from simgan_toolkit.plugin import Register, Registry
 from simgan_toolkit.plugin.lazy import LazyRef, resolve
@@ -38,11 +37,3 @@ def test_unloadable_reference_is_a_plugin_error_naming_it(ref, why):
     lazy = LazyRef(ref, owner="p")
     with pytest.raises(PluginError, match=rf"plugin 'p': cannot load '{ref}': {why}.*; fix or reinstall the plugin, or disable it with SIMGAN_DISABLE_PLUGINS=p$"):
         lazy.load()
-
-
-def test_builtin_dataset_formats_are_registered_lazily(registry):
-    names = registry.names("dataset")
-    assert {"unityeyes", "mpiigaze", "kaggle_gaze", "kaggle_real_gaze", "nyu_hand"} <= set(names)
-    for name in names:
-        cls = resolve(registry.get("dataset", name).factory)
-        assert issubclass(cls, DatasetLoader) and cls.name == name

@@ -1,4 +1,9 @@
-"""Plugin manager: built-in and entry-point plugins, test plugins, broken plugins, env vars."""
+"""Plugin manager: built-in and entry-point plugins, test plugins, broken plugins, env vars.
+
+The installed (entry-point) plugins seen here are the tests' own (:func:`_installed`), not the
+built-in gaze, hand and estimator plugins: core must load any plugin. That those load cleanly is
+checked in ``tests/plugins/test_installed_plugins.py``.
+"""
 
 from __future__ import annotations
 
@@ -20,16 +25,70 @@ def _clean_env(monkeypatch):
     monkeypatch.delenv("SIMGAN_DISABLE_PLUGINS", raising=False)
 
 
+class SpotterPlugin:
+    """Installed as ``spotter``: two tasks."""
+
+    @hookimpl
+    def simgan_register_tasks(self, register):
+        register.task("spot", lambda: None, description="installed test task")
+        register.task("spot_rgb", lambda: None, description="installed test task, RGB")
+
+
+class LinearsPlugin:
+    """Installed as ``linears``: one estimator."""
+
+    @hookimpl
+    def simgan_register_estimators(self, register):
+        register.estimator("linear", lambda **_: None, description="installed test estimator")
+
+
+class ExtraPlugin:
+    """Installed as ``extra``: one more task."""
+
+    @hookimpl
+    def simgan_register_tasks(self, register):
+        register.task("extra", lambda: None)
+
+
+def _entry_point(monkeypatch, name, module_name, plugin=None):
+    """An entry point ``name`` whose module ``module_name`` holds ``plugin``'s hooks (none: not importable)."""
+    if plugin is not None:
+        module = types.ModuleType(module_name)
+        for attr in dir(plugin):
+            if attr.startswith("simgan_"):
+                setattr(module, attr, getattr(plugin, attr))
+        monkeypatch.setitem(sys.modules, module_name, module)
+    return importlib.metadata.EntryPoint(name=name, value=module_name, group="simgan_toolkit")
+
+
+@pytest.fixture(autouse=True)
+def _installed(monkeypatch):
+    """The installed plugins every test here sees, in this order: ``spotter``, ``linears``, ``extra``;
+    the list it returns takes more (see :func:`install`)."""
+    installed = [
+        _entry_point(monkeypatch, "spotter", "fake_spotter_plugin", SpotterPlugin()),
+        _entry_point(monkeypatch, "linears", "fake_linears_plugin", LinearsPlugin()),
+        _entry_point(monkeypatch, "extra", "fake_extra_plugin", ExtraPlugin()),
+    ]
+    real_entry_points = importlib.metadata.entry_points
+
+    def fake_entry_points(**kwargs):
+        return list(installed) if kwargs.get("group") == "simgan_toolkit" else real_entry_points(**kwargs)
+
+    monkeypatch.setattr(manager_module.importlib.metadata, "entry_points", fake_entry_points)
+    return installed
+
+
 class TinyTaskPlugin:
     @hookimpl
     def simgan_register_tasks(self, register):
         register.task("tiny", lambda: "TINY TASK", description="a tiny test task")
 
 
-class GazeClash:
+class SpotClash:
     @hookimpl
     def simgan_register_tasks(self, register):
-        register.task("gaze", lambda: None)
+        register.task("spot", lambda: None)
 
 
 class Misspelled:
@@ -47,13 +106,13 @@ class Exploding:
 def test_builtin_and_entry_point_plugins_load():
     m = PluginManager()
     reg = m.registry
-    assert reg.get("task", "gaze").plugin == "gaze"
-    assert reg.get("estimator", "gaze_cnn").plugin == "estimators"
+    assert reg.get("task", "spot").plugin == "spotter"
+    assert reg.get("estimator", "linear").plugin == "linears"
     assert reg.get("refiner", "resnet").plugin == "simgan_toolkit.builtins"
     assert reg.get("loss", "reference").plugin == "simgan_toolkit.builtins"
     assert {"local", "global"} <= set(reg.names("discriminator"))
     assert {"identity", "channel_mean", "gradients", "learned"} <= set(reg.names("feature_transform"))
-    assert {"simgan_toolkit.builtins", "gaze", "estimators"} <= set(m.plugin_names())
+    assert m.plugin_names() == ["simgan_toolkit.builtins", "spotter", "linears", "extra"]
     assert m.failures == []
 
 
@@ -72,8 +131,8 @@ def test_plugin_object_registers_a_task():
     assert entry.plugin == "tiny_plugin"
     assert entry.description == "a tiny test task"
     assert entry.factory() == "TINY TASK"
-    # Without entry points there is no gaze task, but the built-ins are there.
-    assert "gaze" not in m.registry.names("task")
+    # Without entry points there is no installed task, but the built-ins are there.
+    assert m.registry.names("task") == ["tiny"]
     assert m.registry.names("refiner") == ["resnet"]
 
 
@@ -84,12 +143,12 @@ def test_plugin_object_without_name_still_recorded():
 
 
 def test_conflicting_plugin_names_both_plugins():
-    m = PluginManager(plugins=[("clasher", GazeClash())])
+    m = PluginManager(plugins=[("clasher", SpotClash())])
     with pytest.raises(PluginError) as info:
         _ = m.registry
-    assert "'gaze'" in str(info.value) and "'clasher'" in str(info.value)
+    assert "'spot'" in str(info.value) and "'clasher'" in str(info.value)
     # Only the entry-point plugin can be disabled; the object plugin is the caller's own code.
-    assert "disable plugin 'gaze' with SIMGAN_DISABLE_PLUGINS=gaze" in str(info.value)
+    assert "disable plugin 'spotter' with SIMGAN_DISABLE_PLUGINS=spotter" in str(info.value)
 
 
 def test_same_plugin_name_twice_is_plugin_error():
@@ -98,22 +157,14 @@ def test_same_plugin_name_twice_is_plugin_error():
         m.register(TinyTaskPlugin(), name="dup")
 
 
-def test_broken_entry_point_warns_and_others_load(monkeypatch):
-    real_entry_points = importlib.metadata.entry_points
-
-    def fake_entry_points(**kwargs):
-        eps = list(real_entry_points(**kwargs))
-        if kwargs.get("group") == "simgan_toolkit":
-            eps.append(importlib.metadata.EntryPoint(name="broken", value="no_such_module_xyz", group="simgan_toolkit"))
-        return eps
-
-    monkeypatch.setattr(manager_module.importlib.metadata, "entry_points", fake_entry_points)
+def test_broken_entry_point_warns_and_others_load(install):
+    install("broken", "no_such_module_xyz")
     with pytest.warns(PluginLoadWarning, match="broken") as record:
         m = PluginManager()
     assert any("no_such_module_xyz" in str(w.message) for w in record)
     assert [name for name, _ in m.failures] == ["broken"]
     assert "no_such_module_xyz" in m.failures[0][1]
-    assert m.registry.get("task", "gaze").plugin == "gaze"
+    assert m.registry.get("task", "spot").plugin == "spotter"
     assert "broken" not in m.plugin_names()
 
 
@@ -134,12 +185,11 @@ def test_raising_register_hook_warns_and_others_present():
 
 
 def test_allowlist_env_var(monkeypatch):
-    monkeypatch.setenv("SIMGAN_PLUGINS", "estimators")
+    monkeypatch.setenv("SIMGAN_PLUGINS", "linears")
     m = PluginManager()
-    assert "gaze" not in m.plugin_names()
-    assert "estimators" in m.plugin_names()
+    assert m.plugin_names() == ["simgan_toolkit.builtins", "linears"]
     assert m.registry.names("task") == []
-    assert "gaze_cnn" in m.registry.names("estimator")
+    assert m.registry.names("estimator") == ["linear"]
 
 
 def test_empty_allowlist_loads_no_entry_points(monkeypatch):
@@ -151,12 +201,12 @@ def test_empty_allowlist_loads_no_entry_points(monkeypatch):
 
 
 def test_disable_env_var(monkeypatch):
-    monkeypatch.setenv("SIMGAN_DISABLE_PLUGINS", " gaze , nothing_else")
+    monkeypatch.setenv("SIMGAN_DISABLE_PLUGINS", " spotter , nothing_else")
     with pytest.warns(PluginLoadWarning, match="no installed plugin is named 'nothing_else'"):
         m = PluginManager()
-    assert "gaze" not in m.plugin_names()
-    assert "gaze" not in m.registry.names("task")
-    assert "gaze_cnn" in m.registry.names("estimator")
+    assert "spotter" not in m.plugin_names()
+    assert m.registry.names("task") == ["extra"]
+    assert m.registry.names("estimator") == ["linear"]
 
 
 def test_no_warning_for_healthy_plugins():
@@ -164,6 +214,7 @@ def test_no_warning_for_healthy_plugins():
         warnings.simplefilter("error", PluginLoadWarning)
         m = PluginManager()
         _ = m.registry
+    assert m.failures == [] and m.env_warnings == []
 
 
 # --- installed plugins that clash, break or are named wrongly in the environment ------------
@@ -177,67 +228,53 @@ class NotCallable:
 
 
 @pytest.fixture
-def install(monkeypatch):
-    """``install(name, module_name, **hooks)``: an entry point whose module holds ``hooks``."""
-    installed = []
-    real_entry_points = importlib.metadata.entry_points
-
-    def fake_entry_points(**kwargs):
-        eps = list(real_entry_points(**kwargs))
-        return eps + installed if kwargs.get("group") == "simgan_toolkit" else eps
-
-    monkeypatch.setattr(manager_module.importlib.metadata, "entry_points", fake_entry_points)
+def install(monkeypatch, _installed):
+    """``install(name, module_name, plugin=None)``: one more installed plugin, after the others."""
 
     def add(name, module_name, plugin=None):
-        if plugin is not None:
-            module = types.ModuleType(module_name)
-            for attr in dir(plugin):
-                if attr.startswith("simgan_"):
-                    setattr(module, attr, getattr(plugin, attr))
-            monkeypatch.setitem(sys.modules, module_name, module)
-        installed.append(importlib.metadata.EntryPoint(name=name, value=module_name, group="simgan_toolkit"))
+        _installed.append(_entry_point(monkeypatch, name, module_name, plugin))
 
     return add
 
 
 def test_installed_clash_refuses_registry_and_names_the_fix(install):
-    install("clasher", "fake_clash_plugin", GazeClash())
+    install("clasher", "fake_clash_plugin", SpotClash())
     m = PluginManager()
     with pytest.raises(PluginError) as info:
         _ = m.registry
     message = str(info.value)
-    assert "task 'gaze' is registered by two plugins, 'clasher' and 'gaze'" in message
-    assert "disable one of them with SIMGAN_DISABLE_PLUGINS=clasher or SIMGAN_DISABLE_PLUGINS=gaze" in message
+    assert "task 'spot' is registered by two plugins, 'clasher' and 'spotter'" in message
+    assert "disable one of them with SIMGAN_DISABLE_PLUGINS=clasher or SIMGAN_DISABLE_PLUGINS=spotter" in message
 
 
 def test_unchecked_registry_lists_everything_despite_a_clash(install):
-    install("clasher", "fake_clash_plugin", GazeClash())
+    install("clasher", "fake_clash_plugin", SpotClash())
     m = PluginManager()
     with warnings.catch_warnings():
         warnings.simplefilter("error", PluginLoadWarning)  # a clash is reported, not warned
         reg = m.unchecked_registry
-    assert reg.get("task", "gaze").plugin == "gaze"  # the first registration keeps the name
-    assert "gaze_cnn" in reg.names("estimator")
+    assert reg.get("task", "spot").plugin == "spotter"  # the first registration keeps the name
+    assert "linear" in reg.names("estimator")
     assert m.failures == []  # a clash belongs to two plugins: it is a conflict, not a failure
-    assert [(c.kind, c.name, c.first, c.second) for c in m.conflicts] == [("task", "gaze", "gaze", "clasher")]
+    assert [(c.kind, c.name, c.first, c.second) for c in m.conflicts] == [("task", "spot", "spotter", "clasher")]
     assert m.problems() == [
-        "task 'gaze' is registered by two plugins, 'clasher' and 'gaze'; "
-        "disable one of them with SIMGAN_DISABLE_PLUGINS=clasher or SIMGAN_DISABLE_PLUGINS=gaze"
+        "task 'spot' is registered by two plugins, 'clasher' and 'spotter'; "
+        "disable one of them with SIMGAN_DISABLE_PLUGINS=clasher or SIMGAN_DISABLE_PLUGINS=spotter"
     ]
 
 
 def test_disable_hint_keeps_what_is_already_disabled(install, monkeypatch):
-    install("clasher", "fake_clash_plugin", GazeClash())
-    monkeypatch.setenv("SIMGAN_DISABLE_PLUGINS", "hand")
-    with pytest.raises(PluginError, match="SIMGAN_DISABLE_PLUGINS=hand,clasher or SIMGAN_DISABLE_PLUGINS=hand,gaze"):
+    install("clasher", "fake_clash_plugin", SpotClash())
+    monkeypatch.setenv("SIMGAN_DISABLE_PLUGINS", "extra")
+    with pytest.raises(PluginError, match="SIMGAN_DISABLE_PLUGINS=extra,clasher or SIMGAN_DISABLE_PLUGINS=extra,spotter"):
         _ = PluginManager().registry
 
 
 def test_disabling_one_of_the_clashing_plugins_resolves_it(install, monkeypatch):
-    install("clasher", "fake_clash_plugin", GazeClash())
+    install("clasher", "fake_clash_plugin", SpotClash())
     monkeypatch.setenv("SIMGAN_DISABLE_PLUGINS", "clasher")
     m = PluginManager()
-    assert m.registry.get("task", "gaze").plugin == "gaze"
+    assert m.registry.get("task", "spot").plugin == "spotter"
     assert m.failures == []
 
 
@@ -245,11 +282,11 @@ def test_two_clashes_refuse_with_the_first_and_a_count():
     class TwoClashes:
         @hookimpl
         def simgan_register_tasks(self, register):
-            register.task("gaze", lambda: None)
-            register.task("gaze_rgb", lambda: None)
+            register.task("spot", lambda: None)
+            register.task("spot_rgb", lambda: None)
 
     m = PluginManager(plugins=[("two", TwoClashes())])
-    with pytest.raises(PluginError, match=r"task 'gaze' is registered by two plugins, 'gaze' and 'two'; disable plugin 'gaze'.*\(and 1 more name clash: see `simgan plugins`\)"):
+    with pytest.raises(PluginError, match=r"task 'spot' is registered by two plugins, 'spotter' and 'two'; disable plugin 'spotter'.*\(and 1 more name clash: see `simgan plugins`\)"):
         _ = m.registry
 
 
@@ -289,15 +326,15 @@ def test_installed_plugin_with_misspelled_hook_is_skipped(install):
     with pytest.warns(PluginLoadWarning, match="misspelled.*unknown hook"):
         m = PluginManager()
     assert "misspelled" not in m.plugin_names()
-    assert m.registry.get("task", "gaze").plugin == "gaze"
+    assert m.registry.get("task", "spot").plugin == "spotter"
 
 
 def test_two_installed_plugins_with_one_name(install):
-    install("gaze", "fake_other_gaze")  # never imported: the real gaze plugin comes first
-    with pytest.warns(PluginLoadWarning, match="two installed plugins are named 'gaze'"):
+    install("spotter", "fake_other_spotter")  # never imported: the first spotter plugin comes first
+    with pytest.warns(PluginLoadWarning, match="two installed plugins are named 'spotter'"):
         m = PluginManager()
-    assert m.registry.get("task", "gaze").plugin == "gaze"
-    assert [name for name, _ in m.failures] == ["gaze"]
+    assert m.registry.get("task", "spot").plugin == "spotter"
+    assert [name for name, _ in m.failures] == ["spotter"]
 
 
 def test_unknown_task_names_the_failed_plugin(install):
@@ -320,11 +357,11 @@ def test_hook_failures_are_not_repeated_by_a_rebuild():
 
 @pytest.mark.parametrize("var", ["SIMGAN_PLUGINS", "SIMGAN_DISABLE_PLUGINS"])
 def test_env_var_naming_no_installed_plugin_warns(var, monkeypatch):
-    monkeypatch.setenv(var, "gaze,nosuch")
+    monkeypatch.setenv(var, "spotter,nosuch")
     with pytest.warns(PluginLoadWarning, match=f"{var}: no installed plugin is named 'nosuch'") as record:
         m = PluginManager()
-    assert "gaze" in str(record[0].message)  # the installed names are listed
+    assert "(installed: extra, linears, spotter)" in str(record[0].message)  # the installed names are listed
     assert m.env_warnings and "'nosuch'" in m.env_warnings[0]
     assert m.failures == []
-    with pytest.raises(PluginError, match=f"{var}='gaze,nosuch'"):
+    with pytest.raises(PluginError, match=f"{var}='spotter,nosuch'"):
         m.registry.get("task", "spots")
