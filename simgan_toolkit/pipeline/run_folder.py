@@ -11,7 +11,7 @@ from pathlib import Path
 
 from simgan_toolkit.config import RunConfig, check_resume_compatible, load_config_file
 from simgan_toolkit.errors import ConfigError
-from simgan_toolkit.io import atomic_write_json, is_toolkit_temp_file, remove_stale_temp_files
+from simgan_toolkit.io import TEMP_FILE_NAME, atomic_write_json, remove_stale_temp_files
 from simgan_toolkit.pipeline.run import Run
 from simgan_toolkit.training import distributed as dist_utils
 
@@ -32,7 +32,8 @@ def remove_empty(folders: list[Path]) -> None:
 
 def _check_holds_nothing_else(out: Path) -> None:
     """A new run goes into a new or empty folder: it would otherwise overwrite a user's files."""
-    others = sorted(p.name for p in out.iterdir() if not is_toolkit_temp_file(p)) if out.is_dir() else []
+    # By name: a temp file may vanish between listing and looking (another process's rename).
+    others = sorted(p.name for p in out.iterdir() if not TEMP_FILE_NAME.fullmatch(p.name)) if out.is_dir() else []
     if others:
         listed = ", ".join(repr(n) for n in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise ConfigError(
@@ -98,6 +99,9 @@ def prepare_run_folder(run: Run) -> list[Path]:
     could, so that none is left waiting for it. Returns the folders rank 0 created (for
     :func:`remove_empty`); the other ranks get []."""
     check_run_folder(run.out, run.config, run.resume)
+    # Every rank has looked at the folder before rank 0 touches it: otherwise a slower rank
+    # sees rank 0's write probe and refuses the folder as "holding other files".
+    dist_utils.barrier()
     created: list[Path] = []
     refused: str | None = None
     if run.is_main:
