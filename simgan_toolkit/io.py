@@ -9,6 +9,7 @@ the file the user asked for, not a temporary name.
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import re
@@ -116,7 +117,8 @@ def remove_stale_temp_files(folder: Path, target_name: str | None = None, recurs
     Only names of :data:`TEMP_FILE_NAME`'s pattern go, and with ``target_name`` only those of
     that target (``.TARGET.*.tmp``): nothing else of the folder is touched.
     """
-    pattern = f".{target_name}.*.tmp" if target_name is not None else ".*.tmp"
+    # Escaped: a name such as "a[1].h5" must not match (and delete) another file's temp files.
+    pattern = f".{glob.escape(target_name)}.*.tmp" if target_name is not None else ".*.tmp"
     found = folder.rglob(pattern) if recursive else folder.glob(pattern)
     stale = sorted(p for p in found if is_toolkit_temp_file(p))
     for path in stale:

@@ -58,7 +58,14 @@ from typing import Any
 from simgan_toolkit.config import RunConfig
 from simgan_toolkit.environment import resolve_device
 from simgan_toolkit.pipeline.data import RunData, make_data
-from simgan_toolkit.pipeline.estimators import VERDICT_SETS, EstimatorResults, estimator_for_psi, estimator_seed_count, train_estimators
+from simgan_toolkit.pipeline.estimators import (
+    VERDICT_SETS,
+    EstimatorResults,
+    check_estimator,
+    estimator_for_psi,
+    estimator_seed_count,
+    train_estimators,
+)
 from simgan_toolkit.pipeline.refined import refine_and_export
 from simgan_toolkit.pipeline.run import Run, StageClock, stage
 from simgan_toolkit.pipeline.run_folder import (
@@ -118,6 +125,7 @@ def open_run(
 
 def _run_stages(run: Run) -> dict[str, Any]:
     """The stages, in order; each declares whether it runs on every rank or on rank 0 alone."""
+    check_estimator(run)  # a wrong estimator must not surface only after SimGAN
     created = prepare_run_folder(run)
     run.say(f"task {run.config.task!r}, profile {run.config.profile!r}, device {run.device}, output {run.out}")
     try:

@@ -65,6 +65,19 @@ def new_estimator(task: Task, config: RunConfig, registry: Registry, device: tor
     return to_device(build_estimator(task, config.estimator, registry), device, config.channels_last)
 
 
+def check_estimator(run: Run) -> None:
+    """Build the configured estimator once, before any long work, so that a wrong
+    ``estimator.name`` or ``estimator.options`` fails in seconds rather than after SimGAN
+    (whose run folder could then not be resumed with the corrected setting).
+
+    Built on the CPU inside a forked RNG: the run's random streams are untouched.
+    """
+    if not run.config.estimator.train_on:
+        return
+    with torch.random.fork_rng(devices=[]):
+        build_estimator(run.task, run.config.estimator, run.registry)
+
+
 def _load_weights(model: nn.Module, path: Path, device: torch.device) -> nn.Module:
     model.load_state_dict(torch.load(path, map_location=device, weights_only=False)["state_dict"])
     return model

@@ -85,6 +85,8 @@ CASES: list[BadInput] = [
          ("--task", "gaze", "--profile", "turbo", "--out", RUN), "'turbo'"),
     case("set-no-equals", "`--set` without `=`", (*SMOKE, "--set", "train.k_g", "--out", RUN), "expected KEY=VALUE"),
     case("set-bad-value", "`--set` with an invalid value", (*SMOKE, "--set", "train.k_g=0", "--out", RUN), "train.k_g"),
+    case("unknown-estimator", "`estimator.name` names no registered estimator (refused before any training)",
+         (*SMOKE, "--set", "estimator.name='gaze_cnnx'", "--out", RUN), "unknown estimator 'gaze_cnnx'"),
     case("set-unknown-key", "`--set` of an unknown setting", (*SMOKE, "--set", "train.kg=2", "--out", RUN), "train.kg"),
     case("no-discriminator-layers", "`discriminator.layers` empty for a built-in discriminator",
          (*SMOKE, "--set", "discriminator.layers=[]", "--out", RUN), "discriminator.layers is not set"),
