@@ -36,9 +36,20 @@ def write_error(path: str | os.PathLike[str], exc: OSError) -> DataError:
     return DataError(f"cannot write {str(path)!r}: {reason}")
 
 
-def _nearest_existing(target: Path) -> Path:
-    """The nearest existing ancestor of the file ``target``: the folder that holds it or would, once created (or a file in the way)."""
-    return next((p for p in (target.parent, *target.parent.parents) if p.exists()), Path("."))
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest existing ancestor (``.`` if none does): the
+    folder that holds it or will once created, or a file in the way."""
+    return next((p for p in (path, *path.parents) if p.exists()), Path("."))
+
+
+def probe_writable(folder: Path) -> None:
+    """Create and delete a hidden file in ``folder``; raises OSError if the folder refuses it.
+
+    A probe tells more than permission bits: read-only mounts, ACLs, root's rights.
+    """
+    fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _megabytes(n: int) -> str:
@@ -50,7 +61,7 @@ def check_free_space(path: str | os.PathLike[str], needed: int) -> None:
 
     ``path`` need not exist yet: its nearest existing ancestor is measured.
     """
-    free = shutil.disk_usage(_nearest_existing(Path(path))).free
+    free = shutil.disk_usage(nearest_existing(Path(path).parent)).free
     if free < needed:
         raise DataError(
             f"cannot write {str(path)!r}: no space left on device (needs about {_megabytes(needed)}, "
@@ -68,13 +79,11 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _check_writable_folder(target: Path) -> None:
     """Raise DataError unless ``target``'s folder exists or can be created, and accepts new files."""
-    folder = _nearest_existing(target)
+    folder = nearest_existing(target.parent)
     if not folder.is_dir():
         raise DataError(f"cannot write {str(target)!r}: {str(folder)!r} is a file, not a folder")
-    try:  # a probe tells more than permission bits: read-only mounts, ACLs, root's rights
-        fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+    try:
+        probe_writable(folder)
     except OSError as exc:
         raise DataError(f"cannot write {str(target)!r}: folder {str(folder)!r} is not writable ({exc.strerror or exc})") from None
 

@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
-import tempfile
 from pathlib import Path
 
 from simgan_toolkit.config import RunConfig, check_resume_compatible, load_config_file
 from simgan_toolkit.errors import ConfigError
-from simgan_toolkit.io import TEMP_FILE_NAME, atomic_write_json, remove_stale_temp_files
+from simgan_toolkit.io import TEMP_FILE_NAME, atomic_write_json, nearest_existing, probe_writable, remove_stale_temp_files
 from simgan_toolkit.pipeline.run import Run
 from simgan_toolkit.training import distributed as dist_utils
 
 CONFIG_FILE = "config.json"
-
-
-def _first_existing(path: Path) -> Path | None:
-    """``path`` or its nearest ancestor that exists (None if none does, e.g. a relative path's top)."""
-    return next((p for p in (path, *path.parents) if p.exists()), None)
 
 
 def remove_empty(folders: list[Path]) -> None:
@@ -62,9 +55,7 @@ def create_run_folder(out: Path) -> list[Path]:
     created = list(itertools.takewhile(lambda p: not p.exists(), (out, *out.parents)))
     try:
         out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=out)
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(out)
     except OSError as exc:
         remove_empty(created)
         raise ConfigError(f"output directory {str(out)!r} is not writable: {exc.strerror or exc}") from None
@@ -79,8 +70,8 @@ def check_run_folder(out: Path, config: RunConfig, resume: bool) -> None:
     config.json is damaged or holds other settings (each differing field is named); a folder
     holding other files (a new run needs a new or empty folder).
     """
-    existing = _first_existing(out)
-    if existing is not None and not existing.is_dir():
+    existing = nearest_existing(out)
+    if not existing.is_dir():
         problem = "is a file, not a folder" if existing == out else f"cannot be created: {str(existing)!r} is a file, not a folder"
         raise ConfigError(f"output directory {str(out)!r} {problem}; choose another --out")
     config_path = out / CONFIG_FILE
