@@ -15,10 +15,10 @@ from benchmarks.baselines import choose_noise_sigma, gaussian_noise, kornia_phot
 from benchmarks.context import BenchContext
 from benchmarks.refining import RefinerRun, train_refiner
 from benchmarks.scoring import score_row
-from simgan_toolkit.report import gap_closed
+from simgan_toolkit.report import ROW_LABELS, gap_closed
 
 #: Row names other parts look up (ablations' reference row, realism's synthetic row, the gap).
-SYNTHETIC_ROW, REFINED_ROW, ORACLE_ROW = "synthetic", "refined (SimGAN)", "labelled target (oracle)"
+SYNTHETIC_ROW, REFINED_ROW, ORACLE_ROW = ROW_LABELS["synthetic"], ROW_LABELS["refined"], ROW_LABELS["target"]
 
 
 def run_sim2real(ctx: BenchContext) -> tuple[dict[str, Any], dict[str, Any]]:

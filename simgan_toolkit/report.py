@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 _ORDER = ("synthetic", "refined", "target")
-_LABELS = {"synthetic": "synthetic", "refined": "refined (SimGAN)", "target": "labelled target (oracle)"}
+#: How a training set is named in results tables (the run's and the benchmark suite's rows).
+ROW_LABELS = {"synthetic": "synthetic", "refined": "refined (SimGAN)", "target": "labelled target (oracle)"}
 
 
 def gap_closed(synthetic: float, method: float, oracle: float) -> float | None:
@@ -106,7 +107,7 @@ def format_results_table(summary: dict[str, Any]) -> str:
     header.append("seeds")
     lines = [header]
     for row in rows:
-        cells = [_LABELS.get(row, row), *(f"{estimators[row][m]:.3f}" for m in metric_names)]
+        cells = [ROW_LABELS.get(row, row), *(f"{estimators[row][m]:.3f}" for m in metric_names)]
         if has_gap:
             g = gap_closed(estimators["synthetic"][primary], estimators[row][primary], estimators["target"][primary])
             cells.append("-" if g is None else f"{100 * g:.0f}%".replace("-0%", "0%"))
