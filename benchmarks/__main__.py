@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from simgan_toolkit.errors import SimganError
+from simgan_toolkit.errors import SimganError, show_deprecation_warnings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +48,7 @@ def parse_jobs(value: str, n_tasks: int, device: Any) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    show_deprecation_warnings()  # e.g. an old setting name in --set
     args = build_parser().parse_args(argv)
     try:
         from benchmarks.runner import run_suite

@@ -33,9 +33,9 @@ class BenchContext:
         task: the task object; ``config`` its resolved run config (profile + suite overrides).
         synthetic: labelled synthetic images, ``n_synthetic x max(multipliers)`` of them; the
             first ``n_synthetic`` are the base training set.
-        real: unlabelled target images (N, C, H, W) for SimGAN training and the realism tests.
-        val / test / target: labelled target images: validation (baseline tuning only), test
-            (scoring) and the oracle's training set.
+        target: unlabelled target images (N, C, H, W) for SimGAN training.
+        val / test / target_train: labelled target images: validation (baseline tuning only),
+            test (scoring and the realism tests' reference) and the oracle's training set.
         extra_overrides: the command line's ``--set`` overrides, applied after the suite's to
             every config of the task (:meth:`variant_config`).
     """
@@ -48,10 +48,10 @@ class BenchContext:
     out_dir: Path
     say: Callable[[str], None]
     synthetic: LabelledImages
-    real: Tensor
+    target: Tensor
     val: LabelledImages
     test: LabelledImages
-    target: LabelledImages
+    target_train: LabelledImages
     extra_overrides: tuple[str, ...] = ()
 
     def variant_config(self, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
@@ -90,14 +90,14 @@ def make_context(
     config = suite_config(task_name, task, suite, extra_overrides)
     d, seed = config.data, config.seed
     n_synthetic = d.n_synthetic * max((1, *suite.multipliers))
-    say(f"[{task_name}] data: {n_synthetic} synthetic, {d.n_real} real, {suite.n_val} validation, "
+    say(f"[{task_name}] data: {n_synthetic} synthetic, {d.n_target} target, {suite.n_val} validation, "
         f"{d.n_test} test, {d.n_target_train} labelled target")
     return BenchContext(
         task=task, config=config, registry=registry, device=device, suite=suite, out_dir=out_dir, say=say,
         extra_overrides=tuple(extra_overrides),
         synthetic=task.synthetic(n_synthetic, seed + SEED_OFFSETS["synthetic"], device),
-        real=task.real(d.n_real, seed + SEED_OFFSETS["real"], device),
-        val=task.real_labelled(suite.n_val, seed + SEED_VAL, device),
-        test=task.real_labelled(d.n_test, seed + SEED_OFFSETS["test"], device),
-        target=task.real_labelled(max(d.n_target_train, 1), seed + SEED_OFFSETS["target_train"], device),
+        target=task.target(d.n_target, seed + SEED_OFFSETS["target"], device),
+        val=task.target_labelled(suite.n_val, seed + SEED_VAL, device),
+        test=task.target_labelled(d.n_test, seed + SEED_OFFSETS["test"], device),
+        target_train=task.target_labelled(max(d.n_target_train, 1), seed + SEED_OFFSETS["target_train"], device),
     )

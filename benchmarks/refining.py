@@ -52,7 +52,7 @@ def train_refiner(
     """Train SimGAN with the suite config plus ``overrides`` and refine ``n_refine`` images.
 
     The refiner's seed is the config seed + ``seed_index``; it trains on the base synthetic set
-    and the unlabelled real images only. Checkpoints and sample grids go to
+    and the unlabelled target images only. Checkpoints and sample grids go to
     ``<out>/simgan/<task>/<variant>_seed<k>/``.
     """
     seed = ctx.config.seed + seed_index
@@ -64,7 +64,7 @@ def train_refiner(
     # The pipeline's own SimGAN stage, on a run of this variant (quiet: the benchmark reports itself).
     run = Run(config, ctx.registry, ctx.task, out, ctx.device, progress=False, say=lambda _: None)
     start = time.perf_counter()
-    trainer, outcome = train_simgan(run, RunData(base, ctx.real, ctx.test, None), synthetic_estimator)
+    trainer, outcome = train_simgan(run, RunData(base, ctx.target, ctx.test, None), synthetic_estimator)
     seconds = time.perf_counter() - start
     n = n_refine or ctx.n_base
     refined = refine_images(trainer.inference_refiner, ctx.synthetic.images[:n], seed=seed)

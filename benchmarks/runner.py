@@ -48,8 +48,8 @@ def run_realism(ctx: BenchContext, artefacts: dict[str, Any], ablation_runs: lis
     torch.manual_seed(ctx.config.seed + 7)
     spec = ctx.task.image_spec
     sets: dict[str, tuple[torch.Tensor, dict[str, float]]] = {
-        CALIBRATION_ROW: (ctx.target.images, {}),
-        CONSTANT_ROW: (constant_images(ctx.target.images), {}),
+        CALIBRATION_ROW: (ctx.target_train.images, {}),
+        CONSTANT_ROW: (constant_images(ctx.target_train.images), {}),
         SYNTHETIC_ROW: (base, {}),
         f"synthetic + Gaussian noise (sigma {artefacts['sigma']})": (gaussian_noise(artefacts["sigma"], spec)(base, g), {}),
         "synthetic + kornia photometric": (kornia_photometric(spec)(base, g), {}),

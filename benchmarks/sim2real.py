@@ -65,9 +65,9 @@ def run_sim2real(ctx: BenchContext) -> tuple[dict[str, Any], dict[str, Any]]:
         rows[f"refined {k}x"] = {**score_row(ctx, refined_more), "n_train": len(more)}
         _said(ctx, f"refined {k}x", rows[f"refined {k}x"])
 
-    oracle = score_row(ctx, ctx.target, keep_models=True)
+    oracle = score_row(ctx, ctx.target_train, keep_models=True)
     oracle_models = oracle.pop("models")
-    rows[ORACLE_ROW] = {**oracle, "n_train": len(ctx.target)}
+    rows[ORACLE_ROW] = {**oracle, "n_train": len(ctx.target_train)}
     _said(ctx, ORACLE_ROW, rows[ORACLE_ROW])
 
     add_gap_closed(ctx, rows)

@@ -58,10 +58,10 @@ def measure_speed(task_name: str, task: Task, profile: str, registry: Registry, 
         torch.cuda.reset_peak_memory_stats(device)
     n_sim = max(2 * b, 64)
     sim = seconds_per_call(lambda: task.synthetic(n_sim, 0, device), device, 1)
-    target = seconds_per_call(lambda: task.real(n_sim, 1, device), device, 1)
-    synthetic, real = task.synthetic(2 * b, 2, device).images, task.real(2 * b, 3, device)
+    target_time = seconds_per_call(lambda: task.target(n_sim, 1, device), device, 1)
+    synthetic, target = task.synthetic(2 * b, 2, device).images, task.target(2 * b, 3, device)
 
-    trainer = SimGANTrainer.from_config(config, registry, task, synthetic, real, None, device, progress=False)
+    trainer = SimGANTrainer.from_config(config, registry, task, synthetic, target, None, device, progress=False)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     iteration = seconds_per_call(trainer.adversarial_iteration, device, iterations)
@@ -77,7 +77,7 @@ def measure_speed(task_name: str, task: Task, profile: str, registry: Registry, 
         "k_g": config.train.k_g, "k_d": config.train.k_d, "crop_size": config.train.crop_size,
         "loss_implementation": trainer.loss_name, "iterations_timed": iterations,
         "simulator_images_per_s": n_sim / sim,
-        "target_images_per_s": n_sim / target,
+        "target_images_per_s": n_sim / target_time,
         "train_images_per_s": b / iteration,
         "train_seconds_per_iteration": iteration,
         "refine_images_per_s": n_refine / refine,

@@ -55,8 +55,8 @@ def _trainer(task_name: str, profile: str, registry: Registry, device: torch.dev
         overrides += ["train.amp='none'", "channels_last=false", "train.compile=false", "train.loss='reference'"]
     config = build_config(task_name, profile, task.profiles(), overrides=overrides)
     b = config.train.batch_size
-    synthetic, real = task.synthetic(2 * b, 0, device).images, task.real(2 * b, 1, device)
-    return SimGANTrainer.from_config(config, registry, task, synthetic, real, None, device, progress=False)
+    synthetic, target = task.synthetic(2 * b, 0, device).images, task.target(2 * b, 1, device)
+    return SimGANTrainer.from_config(config, registry, task, synthetic, target, None, device, progress=False)
 
 
 def iteration_flops(trainer: SimGANTrainer) -> int:

@@ -92,9 +92,9 @@ SUITES: dict[str, Suite] = {
             # images seen, far less seed-to-seed spread.
             # SimGAN runs 400 of the default profile's 1000 gaze iterations (17 refiners per
             # task would not fit otherwise).
-            "gaze": ["data.n_synthetic=4000", "data.n_real=2000", "data.n_test=1000", "data.n_target_train=4000",
+            "gaze": ["data.n_synthetic=4000", "data.n_target=2000", "data.n_test=1000", "data.n_target_train=4000",
                      "train.steps=400", "estimator.steps=300", "estimator.batch_size=24"],
-            "hand_depth": ["data.n_synthetic=400", "data.n_real=400", "data.n_test=200", "data.n_target_train=400",
+            "hand_depth": ["data.n_synthetic=400", "data.n_target=400", "data.n_test=200", "data.n_target_train=400",
                            "train.steps=100", "train.discriminator_pretrain_steps=100",
                            "estimator.steps=150", "estimator.batch_size=16"],
         },

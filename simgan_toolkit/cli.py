@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from simgan_toolkit.errors import SimganError
+from simgan_toolkit.errors import SimganError, show_deprecation_warnings
 
 
 def _format_warning(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
@@ -175,6 +175,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     warnings.formatwarning = _format_warning  # one readable line per plugin warning
+    show_deprecation_warnings()
     args = build_parser().parse_args(argv)
     handlers = {"run": _cmd_run, "refine": _cmd_refine, "convert": _cmd_convert, "plugins": _cmd_plugins}
     try:

@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
+from functools import reduce
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from simgan_toolkit.errors import ConfigError
+from simgan_toolkit.errors import ConfigError, SimganDeprecationWarning
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -195,26 +197,75 @@ class DataSource(_Strict):
         return os.path.abspath(os.path.expanduser(value))
 
 
+#: Settings renamed in v1, per section: old key -> new key. The old keys keep working until v2,
+#: with a :class:`~simgan_toolkit.errors.SimganDeprecationWarning`; saved run configs are
+#: renamed silently (:func:`resume_comparable`).
+RENAMED_KEYS: dict[str, dict[str, str]] = {"data": {"n_real": "n_target", "real": "target"}}
+
+
+def _where(source: str | None) -> str:
+    return f" ({source})" if source else ""
+
+
+def _rename_section(values: dict[str, Any], section: str, source: str | None) -> dict[str, Any]:
+    """One section's settings with its old keys (:data:`RENAMED_KEYS`) renamed; see :func:`rename_old_keys`."""
+    out = dict(values)
+    for old, new in RENAMED_KEYS.get(section, {}).items():
+        if old not in out:
+            continue
+        if new in out:
+            raise ValueError(f"{section}.{old} and {section}.{new} are both given{_where(source)}: {old} is the old "
+                             f"name of {new}; keep only {section}.{new}")
+        if source is not None:
+            warnings.warn(f"{section}.{old} is deprecated{_where(source)}: it is now {section}.{new} "
+                          "(renamed in v1; the old name goes in v2)", SimganDeprecationWarning, stacklevel=2)
+        out[new] = out.pop(old)
+    return out
+
+
+def rename_old_keys(settings: dict[str, Any], source: str | None = None) -> dict[str, Any]:
+    """``settings`` (nested, in the shape of :class:`RunConfig`) with the keys renamed in v1
+    (:data:`RENAMED_KEYS`) under their new names.
+
+    Each old key warns, naming ``source`` (where the settings come from, e.g. a config file)
+    when it is not empty; ``None`` renames silently (a run folder's saved config). Raises
+    ValueError naming both keys when a setting is given under its old and its new name.
+    """
+    out = dict(settings)
+    for section in RENAMED_KEYS:
+        if isinstance(out.get(section), dict):
+            out[section] = _rename_section(out[section], section, source)
+    return out
+
+
 class DataConfig(_Strict):
     """How many images each source provides, and optionally where on disk they come from.
 
     A side left at None uses the task's own generator. With a :class:`DataSource`, the side
     takes at most ``n_*`` images from it (fewer if it holds fewer; the run log says so).
+    ``n_real`` and ``real`` are the names of ``n_target`` and ``target`` before v1: they are
+    still read, with a warning.
     """
 
     n_synthetic: int = Field(20000, ge=1)
-    n_real: int = Field(20000, ge=1)
+    #: Unlabelled target-domain images for SimGAN training.
+    n_target: int = Field(20000, ge=1)
     n_test: int = Field(2000, ge=1)
     #: Labelled target images for the oracle estimator (0 disables the oracle row).
     n_target_train: int = Field(20000, ge=0)
     #: Labelled simulator images (need the labels the task's estimator reads).
     synthetic: DataSource | None = None
-    #: Unlabelled target-domain images: the only real data the refiner sees (labels ignored).
-    real: DataSource | None = None
+    #: Unlabelled target-domain (real) images: the only target data the refiner sees (labels ignored).
+    target: DataSource | None = None
     #: Labelled target images that score the estimators (never shown to the refiner).
     test: DataSource | None = None
     #: Labelled target images for the oracle estimator (needs ``n_target_train`` > 0).
     target_train: DataSource | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_key_names(cls, values: Any) -> Any:
+        return _rename_section(values, "data", source="") if isinstance(values, dict) else values
 
     @model_validator(mode="after")
     def _oracle_source_needs_images(self) -> DataConfig:
@@ -299,10 +350,10 @@ def resume_comparable(dumped: dict[str, Any]) -> dict[str, Any]:
     """A dumped :class:`RunConfig` (``model_dump(mode="json")``) as compared when resuming.
 
     Train, estimator and network settings missing from it (saved by an older version) take
-    their defaults, and :data:`EXECUTION_ONLY_TRAIN_KEYS` are dropped, so that neither blocks a
-    resume.
+    their defaults, keys renamed since (:data:`RENAMED_KEYS`) take their new names, and
+    :data:`EXECUTION_ONLY_TRAIN_KEYS` are dropped, so that none of these blocks a resume.
     """
-    out = dict(dumped)
+    out = rename_old_keys(dumped)
     for key, section in (("train", TrainConfig), ("estimator", EstimatorConfig), ("refiner", RefinerConfig),
                          ("discriminator", DiscriminatorConfig)):
         if isinstance(out.get(key), dict):
@@ -450,11 +501,18 @@ def build_config(
     """
     if profile not in profiles and profile != "default":
         raise ConfigError(f"profile {profile!r} is not defined for task {task!r}; known: {', '.join(sorted(profiles))}")
-    merged: dict[str, Any] = deep_merge({}, profiles.get(profile, {}))
-    if config_file is not None:
-        merged = deep_merge(merged, load_config_file(config_file))
-    for item in overrides:
-        merged = deep_merge(merged, parse_override(item))
+    # Old key names are renamed layer by layer: an old name in one layer overrides the new
+    # name in a lower one, as the new name would.
+    try:
+        merged: dict[str, Any] = rename_old_keys(profiles.get(profile, {}), f"task {task!r}, profile {profile!r}")
+        if config_file is not None:
+            merged = deep_merge(merged, rename_old_keys(load_config_file(config_file), f"config file {str(config_file)!r}"))
+        parsed = [parse_override(item) for item in overrides]
+        rename_old_keys(reduce(deep_merge, parsed, {}))  # an old and a new name, each in its own --set
+        for item, override in zip(overrides, parsed):
+            merged = deep_merge(merged, rename_old_keys(override, f"--set {item}"))
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
     merged["task"] = task
     merged["profile"] = profile
     try:

@@ -12,6 +12,7 @@ settings), derive from it instead: ``base.derive(name=..., target=...)`` returns
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor
 
 from simgan_toolkit.config import deep_merge
-from simgan_toolkit.errors import DataError
+from simgan_toolkit.errors import DataError, SimganDeprecationWarning
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,14 @@ class Task(ABC):
     """A domain: its data sources, default settings, estimator loss/metrics and label check.
 
     Data contract: every source returns float images of :attr:`image_spec` in its value range.
-    ``real`` images are unlabelled and are the only real data the refiner ever sees;
-    ``real_labelled`` exists to score estimators (and to train the oracle baseline) and must
-    never be given to the refiner.
+    ``target`` images (the target domain: the real, or real-playing, camera) are unlabelled
+    and are the only target data the refiner ever sees; ``target_labelled`` exists to score
+    estimators (and to train the oracle baseline) and must never be given to the refiner.
+
+    Renamed in v1: ``real`` -> ``target``, ``real_labelled`` -> ``target_labelled``. A subclass
+    that still defines only the old names keeps working (they serve the new ones, with one
+    :class:`~simgan_toolkit.errors.SimganDeprecationWarning` per class), and ``real()`` /
+    ``real_labelled()`` stay callable on every task, with a warning; both go in v2.
     """
 
     #: Name used by ``--task`` (set by subclasses).
@@ -115,12 +121,39 @@ class Task(ABC):
         """``n`` labelled simulator images, deterministic in ``seed``."""
 
     @abstractmethod
-    def real(self, n: int, seed: int, device: torch.device) -> Tensor:
-        """``n`` unlabelled real (target-domain) images, (n, C, H, W)."""
+    def target(self, n: int, seed: int, device: torch.device) -> Tensor:
+        """``n`` unlabelled target-domain (real) images, (n, C, H, W), deterministic in ``seed``."""
 
     @abstractmethod
+    def target_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
+        """``n`` labelled target-domain images, for scoring estimators only (never for the refiner)."""
+
+    # --- the names before v1 --------------------------------------------------------------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass written against the old names (``real``/``real_labelled`` defined, the new
+        ones not) has them serve ``target``/``target_labelled`` too, with one warning per class.
+        Runs before ABCMeta counts the abstract methods, so such a class instantiates."""
+        super().__init_subclass__(**kwargs)
+        aliased = [(old, new) for old, new in RENAMED_METHODS.items() if old in cls.__dict__ and new not in cls.__dict__]
+        for old, new in aliased:
+            setattr(cls, new, cls.__dict__[old])
+        if aliased:
+            warnings.warn(
+                f"task class {cls.__module__}.{cls.__qualname__} defines "
+                f"{' and '.join(f'{old}()' for old, _ in aliased)}, renamed "
+                f"{' and '.join(f'{new}()' for _, new in aliased)} in v1: rename them (the old names stop working in v2)",
+                SimganDeprecationWarning, stacklevel=3,  # the class statement (this, ABCMeta.__new__, it)
+            )
+
+    def real(self, n: int, seed: int, device: torch.device) -> Tensor:
+        """Deprecated alias of :meth:`target` (goes in v2)."""
+        _warn_renamed("real", "target")
+        return self.target(n, seed, device)
+
     def real_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
-        """``n`` labelled real images, for scoring estimators only (never for the refiner)."""
+        """Deprecated alias of :meth:`target_labelled` (goes in v2)."""
+        _warn_renamed("real_labelled", "target_labelled")
+        return self.target_labelled(n, seed, device)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         """Default settings per profile: ``{"default": {...}, "smoke": {...}, "paper": {...}}``.
@@ -199,6 +232,15 @@ class Task(ABC):
         return DerivedTask(self, name=name, target=target, synthetic=synthetic, settings=settings)
 
 
+#: Task methods renamed in v1, old name -> new name (see :meth:`Task.__init_subclass__`).
+RENAMED_METHODS = {"real": "target", "real_labelled": "target_labelled"}
+
+
+def _warn_renamed(old: str, new: str) -> None:
+    warnings.warn(f"Task.{old}() is deprecated: call {new}() (renamed in v1; {old}() goes in v2)",
+                  SimganDeprecationWarning, stacklevel=3)
+
+
 #: A source of labelled images: ``(n, generator, device) -> LabelledImages`` of ``n`` images
 #: (N, C, H, W), drawn from ``generator`` alone (on ``device``), so the same generator state
 #: gives the same images.
@@ -221,7 +263,7 @@ class DerivedTask(Task):
         base: the task to build on, e.g. ``get_registry().create("task", "hand_depth")``.
         name: the new task's ``--task`` name.
         target: the target ("real") camera, an :data:`ImageSource`; it serves both
-            :meth:`real` (its labels dropped) and :meth:`real_labelled`. Its images must match
+            :meth:`target` (its labels dropped) and :meth:`target_labelled`. Its images must match
             the base's :attr:`image_spec` and carry the labels of :attr:`estimator_labels`.
         synthetic: the simulator, an :data:`ImageSource`.
         settings: nested settings deep-merged into every one of the base's profiles (e.g.
@@ -265,14 +307,14 @@ class DerivedTask(Task):
             return self.base.synthetic(n, seed, device)
         return self._synthetic(n, seeded_generator(seed, device), device)
 
-    def real(self, n: int, seed: int, device: torch.device) -> Tensor:
+    def target(self, n: int, seed: int, device: torch.device) -> Tensor:
         if self._target is None:
-            return self.base.real(n, seed, device)
+            return self.base.target(n, seed, device)
         return self._target(n, seeded_generator(seed, device), device).images
 
-    def real_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
+    def target_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
         if self._target is None:
-            return self.base.real_labelled(n, seed, device)
+            return self.base.target_labelled(n, seed, device)
         return self._target(n, seeded_generator(seed, device), device)
 
     def profiles(self) -> dict[str, dict[str, Any]]:

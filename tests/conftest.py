@@ -70,7 +70,7 @@ def tiny_config():
                 "refiner_optimizer": {"name": "adam", "lr": 1e-2},
                 "discriminator_optimizer": {"name": "adam", "lr": 1e-2},
             },
-            "data": {"n_synthetic": 16, "n_real": 16, "n_test": 8, "n_target_train": 0},
+            "data": {"n_synthetic": 16, "n_target": 16, "n_test": 8, "n_target_train": 0},
             "estimator": {"name": "gaze_cnn"},
         }
         return RunConfig.model_validate(deep_merge(base, override))

@@ -11,7 +11,7 @@ Register it with an entry point in your package's pyproject.toml::
     eye_png = "eye_png_dataset"
 
 then ``simgan convert my_eyes eyes.h5`` (``--format auto`` finds it by its labels.csv) or
-``data.real = "my_eyes"`` in a run's config.
+``data.target = "my_eyes"`` in a run's config.
 """
 
 from __future__ import annotations

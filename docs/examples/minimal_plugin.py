@@ -52,15 +52,15 @@ class SpotsTask(Task):
         centres = self._centres(n, g, device)
         return LabelledImages(draw_spots(centres), {"centre": centres})
 
-    def real_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
+    def target_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
         g = torch.Generator(device=device).manual_seed(seed)
         centres = self._centres(n, g, device)
         blurred = kornia.filters.gaussian_blur2d(draw_spots(centres), (5, 5), (1.0, 1.0))
         noisy = blurred + 0.15 * torch.randn(blurred.shape, generator=g, device=device)
         return LabelledImages(noisy.clamp(-1, 1), {"centre": centres})
 
-    def real(self, n: int, seed: int, device: torch.device) -> Tensor:
-        return self.real_labelled(n, seed, device).images  # the refiner never sees labels
+    def target(self, n: int, seed: int, device: torch.device) -> Tensor:
+        return self.target_labelled(n, seed, device).images  # the refiner never sees labels
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         tiny = {
@@ -68,7 +68,7 @@ class SpotsTask(Task):
             "discriminator": {"layers": ["conv3s2-16", "conv3-16", "conv1-2"]},
             "train": {"batch_size": 16, "refiner_pretrain_steps": 5, "discriminator_pretrain_steps": 5, "steps": 10,
                       "history_size": 64, "log_every": 5, "sample_every": 5, "checkpoint_every": 5},
-            "data": {"n_synthetic": 256, "n_real": 256, "n_test": 64, "n_target_train": 256},
+            "data": {"n_synthetic": 256, "n_target": 256, "n_test": 64, "n_target_train": 256},
             "estimator": {"name": "spot_cnn", "steps": 20, "batch_size": 32},
         }
         return {"smoke": tiny, "default": tiny}

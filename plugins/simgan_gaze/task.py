@@ -65,10 +65,10 @@ class GazeTask(Task):
         images, labels = simulate_eyes(n, seeded_generator(seed, device), rgb=self.rgb, device=device)
         return LabelledImages(images, labels)
 
-    def real(self, n: int, seed: int, device: torch.device) -> Tensor:
-        return self.real_labelled(n, seed, device).images
+    def target(self, n: int, seed: int, device: torch.device) -> Tensor:
+        return self.target_labelled(n, seed, device).images
 
-    def real_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
+    def target_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
         return self._target(n, seeded_generator(seed, device), device)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
@@ -119,7 +119,7 @@ def gaze_profiles() -> dict[str, dict[str, Any]]:
                 "batch_size": 8, "refiner_pretrain_steps": 3, "discriminator_pretrain_steps": 2, "steps": 4,
                 "history_size": 64, "log_every": 1, "sample_every": 2, "checkpoint_every": 2,
             },
-            "data": {"n_synthetic": 64, "n_real": 64, "n_test": 32, "n_target_train": 64},
+            "data": {"n_synthetic": 64, "n_target": 64, "n_test": 32, "n_target_train": 64},
             "estimator": {"name": "gaze_cnn", "options": {"width_mult": 0.25, "hidden": 32}, "steps": 5, "batch_size": 16},
         },
         "default": {
@@ -135,7 +135,7 @@ def gaze_profiles() -> dict[str, dict[str, Any]]:
                 "discriminator_optimizer": {"name": "adam", "lr": 1e-3},
                 "log_every": 10, "sample_every": 50, "checkpoint_every": 50,
             },
-            "data": {"n_synthetic": 6000, "n_real": 4000, "n_test": 1000, "n_target_train": 6000},
+            "data": {"n_synthetic": 6000, "n_target": 4000, "n_test": 1000, "n_target_train": 6000},
             "estimator": {"name": "gaze_cnn", "options": {"width_mult": 0.25, "hidden": 128, "batch_norm": True}, "steps": 300, "batch_size": 64},
         },
         "paper": {
@@ -148,7 +148,7 @@ def gaze_profiles() -> dict[str, dict[str, Any]]:
                 "discriminator_optimizer": {"name": "sgd", "lr": 1e-3},
                 "log_every": 50, "sample_every": 500, "checkpoint_every": 500,
             },
-            "data": {"n_synthetic": 200000, "n_real": 200000, "n_test": 10000, "n_target_train": 200000},
+            "data": {"n_synthetic": 200000, "n_target": 200000, "n_test": 10000, "n_target_train": 200000},
             "estimator": {"name": "gaze_cnn", "options": {"width_mult": 1.0, "hidden": 1000}, "steps": 20000, "batch_size": 512},
         },
     }

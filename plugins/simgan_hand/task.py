@@ -75,10 +75,10 @@ class HandDepthTask(Task):
         images, labels = simulate_hands(n, seeded_generator(seed, device), device=device, size=SIZE, scene=self.scene)
         return LabelledImages(images, labels)
 
-    def real(self, n: int, seed: int, device: torch.device) -> Tensor:
-        return self.real_labelled(n, seed, device).images
+    def target(self, n: int, seed: int, device: torch.device) -> Tensor:
+        return self.target_labelled(n, seed, device).images
 
-    def real_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
+    def target_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
         return self._target(n, seeded_generator(seed, device), device)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
@@ -208,7 +208,7 @@ _DEFAULT: dict[str, Any] = {
         "discriminator_optimizer": {"name": "adam", "lr": 2e-3},
         "log_every": 10, "sample_every": 50, "checkpoint_every": 50,
     },
-    "data": {"n_synthetic": 1200, "n_real": 1000, "n_test": 400, "n_target_train": 1200},
+    "data": {"n_synthetic": 1200, "n_target": 1000, "n_test": 400, "n_target_train": 1200},
     # Width 64 (not 32): the estimator underfitted, scoring the same on its training and test
     # sets; the training set is resized to 64 px once, so steps are cheap (docs/hand.md).
     "estimator": {
@@ -221,7 +221,7 @@ _DEFAULT: dict[str, Any] = {
 _LONG: dict[str, Any] = {
     **_DEFAULT,
     "train": {**_DEFAULT["train"], "steps": 1000, "history_size": 3200, "sample_every": 100, "checkpoint_every": 100},
-    "data": {"n_synthetic": 3000, "n_real": 3000, "n_test": 400, "n_target_train": 3000},
+    "data": {"n_synthetic": 3000, "n_target": 3000, "n_test": 400, "n_target_train": 3000},
     "estimator": {**_DEFAULT["estimator"], "steps": 1500},
 }
 
@@ -237,7 +237,7 @@ def hand_profiles() -> dict[str, dict[str, Any]]:
                 "batch_size": 4, "crop_size": 32, "refiner_pretrain_steps": 2, "discriminator_pretrain_steps": 2, "steps": 3,
                 "history_size": 16, "log_every": 1, "sample_every": 3, "checkpoint_every": 3,
             },
-            "data": {"n_synthetic": 16, "n_real": 16, "n_test": 8, "n_target_train": 16},
+            "data": {"n_synthetic": 16, "n_target": 16, "n_test": 8, "n_target_train": 16},
             "estimator": {
                 "name": "hourglass", "options": {"stacks": 1, "width": 8, "depth": 1, "input_size": 32, "heatmap_size": 8},
                 "steps": 3, "batch_size": 4,
@@ -255,7 +255,7 @@ def hand_profiles() -> dict[str, dict[str, Any]]:
                 "discriminator_optimizer": {"name": "sgd", "lr": 1e-3},
                 "log_every": 50, "sample_every": 500, "checkpoint_every": 500,
             },
-            "data": {"n_synthetic": 72000, "n_real": 72000, "n_test": 8000, "n_target_train": 72000},
+            "data": {"n_synthetic": 72000, "n_target": 72000, "n_test": 8000, "n_target_train": 72000},
             "estimator": {
                 "name": "hourglass", "options": {"stacks": 2, "width": 256, "depth": 4, "input_size": 256, "heatmap_size": 64},
                 "steps": 20000, "batch_size": 32,

@@ -1,4 +1,4 @@
-"""Run data from disk: one side of a run (``data.synthetic``, ``data.real``, ...) read from a dataset.
+"""Run data from disk: one side of a run (``data.synthetic``, ``data.target``, ...) read from a dataset.
 
 A run normally takes every side from its task's generators; a :class:`DataSource` in the
 config replaces one side with a dataset on disk. Everything checkable is checked before the
@@ -19,7 +19,7 @@ from simgan_toolkit.errors import DataError, SimganError
 from simgan_toolkit.plugin.registry import Registry
 from simgan_toolkit.task import LabelledImages, Task
 
-#: Sides whose labels the run uses (``real`` is unlabelled: its labels are dropped).
+#: Sides whose labels the run uses (``target`` is unlabelled: its labels are dropped).
 LABELLED_SIDES = ("synthetic", "test", "target_train")
 
 
@@ -55,7 +55,7 @@ def load_side(
 
     Returns:
         (N, C, H, W) float32 images on the CPU, N = min(n, available); for the labelled sides
-        with their labels, for ``real`` without.
+        with their labels, for ``target`` without.
 
     Raises:
         DataError / ConfigError / PluginError: naming ``data.<side>.path``: unknown format, bad

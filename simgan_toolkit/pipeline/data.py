@@ -1,6 +1,6 @@
 """The data stage: every side of a run's data, from the task's generators or from disk.
 
-Each side (synthetic, real, test, target_train) comes from the task's generators or, when the
+Each side (synthetic, target, test, target_train) comes from the task's generators or, when the
 config sets ``data.<side> = {path = ..., format = ..., options = {...}}``, from a dataset on
 disk (see :mod:`simgan_toolkit.data.sources`). Every DDP rank makes the same data.
 """
@@ -18,24 +18,25 @@ from simgan_toolkit.pipeline.run import Run, stage
 from simgan_toolkit.task import LabelledImages
 
 # Fixed offsets keep every data source independent of the others and of the run's seed use.
-SEED_OFFSETS = {"synthetic": 101, "real": 202, "test": 303, "target_train": 404}
+SEED_OFFSETS = {"synthetic": 101, "target": 202, "test": 303, "target_train": 404}
 
 
 @dataclass
 class RunData:
     """A run's data, on its device: ``synthetic`` (Ns, C, H, W) with labels, unlabelled
-    ``real`` (Nr, C, H, W), labelled ``test`` and, when ``data.n_target_train`` > 0,
-    labelled ``target`` images for the target-trained estimator."""
+    ``target`` (Nt, C, H, W) images for SimGAN, labelled ``test`` and, when
+    ``data.n_target_train`` > 0, labelled ``target_train`` images for the target-trained
+    (oracle) estimator."""
 
     synthetic: LabelledImages
-    real: torch.Tensor
+    target: torch.Tensor
     test: LabelledImages
-    target: LabelledImages | None
+    target_train: LabelledImages | None
 
     def counts(self) -> dict[str, int]:
         """Images per side, as the summary reports them."""
-        return {"synthetic": len(self.synthetic), "real": len(self.real), "test": len(self.test),
-                "target_train": len(self.target) if self.target is not None else 0}
+        return {"synthetic": len(self.synthetic), "target": len(self.target), "test": len(self.test),
+                "target_train": len(self.target_train) if self.target_train is not None else 0}
 
 
 def side_seed(run: Run, side: str) -> int:
@@ -57,16 +58,16 @@ def make_data(run: Run) -> RunData:
     """Simulate (or read) every side of the data and check it against the task's image spec."""
     task, d, device, spec = run.task, run.config.data, run.device, run.task.image_spec
     synthetic = _side(run, "synthetic", d.n_synthetic, lambda seed: task.synthetic(d.n_synthetic, seed, device))
-    real = _side(run, "real", d.n_real, lambda seed: LabelledImages(task.real(d.n_real, seed, device))).images
-    test = _side(run, "test", d.n_test, lambda seed: task.real_labelled(d.n_test, seed, device))
-    target = (_side(run, "target_train", d.n_target_train, lambda seed: task.real_labelled(d.n_target_train, seed, device))
-              if d.n_target_train else None)
+    target = _side(run, "target", d.n_target, lambda seed: LabelledImages(task.target(d.n_target, seed, device))).images
+    test = _side(run, "test", d.n_test, lambda seed: task.target_labelled(d.n_test, seed, device))
+    target_train = (_side(run, "target_train", d.n_target_train, lambda seed: task.target_labelled(d.n_target_train, seed, device))
+                    if d.n_target_train else None)
     name = run.config.task
     spec.check(synthetic.images, f"task {name!r} synthetic()")
-    spec.check(real, f"task {name!r} real()")
-    spec.check(test.images, f"task {name!r} real_labelled()")
-    if (d.real is None) != (d.test is None):
-        on_disk, generated = ("real", "test") if d.real is not None else ("test", "real")
+    spec.check(target, f"task {name!r} target()")
+    spec.check(test.images, f"task {name!r} target_labelled()")
+    if (d.target is None) != (d.test is None):
+        on_disk, generated = ("target", "test") if d.target is not None else ("test", "target")
         run.say(f"note: data.{on_disk} is read from disk but data.{generated} comes from the task's generator: "
                 "the refiner adapts to one target domain and the estimators are scored on another")
-    return RunData(synthetic, real, test, target)
+    return RunData(synthetic, target, test, target_train)

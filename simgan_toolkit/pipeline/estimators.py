@@ -155,7 +155,7 @@ def estimator_for_psi(run: Run, data: RunData, results: EstimatorResults) -> nn.
 def train_estimators(run: Run, data: RunData, refined: LabelledImages, results: EstimatorResults) -> None:
     """The estimators of ``estimator.train_on`` not trained yet, each on its training set."""
     train_on = run.config.estimator.train_on
-    sets = {SYNTHETIC: data.synthetic, REFINED: refined, TARGET: data.target}
+    sets = {SYNTHETIC: data.synthetic, REFINED: refined, TARGET: data.target_train}
     for train_set in (SYNTHETIC, REFINED, TARGET):
         images = sets[train_set]
         if train_set in train_on and images is not None and train_set not in results.first_seed:

@@ -14,12 +14,12 @@ from simgan_toolkit.training import distributed as dist_utils
 
 @stage("simgan", ranks="all")
 def train_simgan(run: Run, data: RunData, synthetic_estimator: nn.Module | None = None) -> tuple[SimGANTrainer, TrainingOutcome]:
-    """Train (or, resuming, continue training) SimGAN on the run's synthetic and real images.
+    """Train (or, resuming, continue training) SimGAN on the run's synthetic and target images.
 
     ``synthetic_estimator`` is psi when ``feature.name = "learned"`` has no checkpoint.
     """
     trainer = SimGANTrainer.from_config(
-        run.config, run.registry, run.task, data.synthetic.images, data.real, run.out, run.device,
+        run.config, run.registry, run.task, data.synthetic.images, data.target, run.out, run.device,
         synthetic_estimator=synthetic_estimator, distributed=run.distributed, progress=run.progress,
     )
     outcome = trainer.train(resume=run.resume)

@@ -26,7 +26,7 @@ def fake_ctx():
 
     Data splits are tiny constant images, each split filled with its own value so a test can
     tell which split a function was given: synthetic 0.0 (8 images, n_base 4), val 0.5,
-    test -0.5, target 0.25. ``said`` collects what ``say`` printed.
+    test -0.5, target_train 0.25. ``said`` collects what ``say`` printed.
     """
 
     def make(lower_is_better: bool = True, metric: str = "err", seed: int = 10, **suite_fields: Any) -> SimpleNamespace:
@@ -40,7 +40,7 @@ def fake_ctx():
             synthetic=synthetic,
             val=_labelled(3, 0.5),
             test=_labelled(5, -0.5),
-            target=_labelled(6, 0.25),
+            target_train=_labelled(6, 0.25),
             n_base=4,
             said=said,
             say=said.append,

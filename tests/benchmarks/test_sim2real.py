@@ -60,7 +60,7 @@ def test_refined_plus_kornia_stacks_the_kornia_row_on_the_refined_rows_images(fa
     assert [m.transform for m in trained["synthetic + kornia photometric"]] == ["kornia"] * 3
     assert rows["refined + kornia photometric"]["n_train"] == ctx.n_base
     assert rows["refined + kornia photometric"]["mean"]["err"] == pytest.approx(2.0)
-    # gap closed on the same scale as every row: synthetic 0.0, oracle 0.25 (the target split's fill)
+    # gap closed on the same scale as every row: synthetic 0.0, oracle 0.25 (the target_train split's fill)
     assert rows["refined + kornia photometric"]["gap_closed"] == pytest.approx(2.0 / 0.25)
     assert [r.seed for r in artefacts["runs"]] == [10, 11, 12]
     assert "  refined + kornia photometric: err 2.000 +- 1.000" in ctx.said

@@ -126,16 +126,16 @@ def test_task_contract(registry, name):
     spec = task.image_spec
     labels = task.estimator_labels
     synthetic = task.synthetic(2, 0, CPU)
-    real_labelled = task.real_labelled(2, 0, CPU)
-    for what, data in (("synthetic", synthetic), ("real_labelled", real_labelled)):
+    target_labelled = task.target_labelled(2, 0, CPU)
+    for what, data in (("synthetic", synthetic), ("target_labelled", target_labelled)):
         assert isinstance(data, LabelledImages)
         spec.check(data.images, f"{name}.{what}")
         assert data.images.shape == (2, spec.channels, spec.height, spec.width)
         if labels is not None:
             assert {k: tuple(v.shape[1:]) for k, v in data.labels.items() if k in labels} == labels, what
-    real = task.real(2, 0, CPU)
-    spec.check(real, f"{name}.real")
-    assert real.shape == (2, spec.channels, spec.height, spec.width)
+    target = task.target(2, 0, CPU)
+    spec.check(target, f"{name}.target")
+    assert target.shape == (2, spec.channels, spec.height, spec.width)
     assert isinstance(task.estimator_output_dim, int) and task.estimator_output_dim > 0
 
 

@@ -173,6 +173,6 @@ def test_page_run_configs_run_with_the_smoke_profile(name, data_dir, cli, monkey
     summary = json.loads((data_dir / "runs" / config.stem / "summary.json").read_text())
     assert set(summary["estimators"]) >= {"synthetic", "refined"}
     if name == "gaze-lopo.toml":  # the loop's --set overrides reached the data sources
-        assert summary["data"]["real"]["options"] == {"exclude_persons": ["p00"]}
+        assert summary["data"]["target"]["options"] == {"exclude_persons": ["p00"]}
         assert summary["data"]["test"]["options"] == {"split": "evaluation", "persons": ["p00"]}
-        assert summary["data_counts"]["real"] == 6 and summary["data_counts"]["test"] == 2
+        assert summary["data_counts"]["target"] == 6 and summary["data_counts"]["test"] == 2

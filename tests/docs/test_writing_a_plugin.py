@@ -67,11 +67,11 @@ def test_grainy_camera_plugin_changes_only_the_target():
     assert task.name == "hand_depth_grainy" and task.profiles() == base.profiles()
     assert (task.image_spec, task.primary_metric, task.full_effect_profile) == (base.image_spec, base.primary_metric, "long")
     assert torch.equal(task.synthetic(2, 5, cpu).images, base.synthetic(2, 5, cpu).images)
-    grainy, kinect = task.real_labelled(2, 5, cpu), base.real_labelled(2, 5, cpu)
+    grainy, kinect = task.target_labelled(2, 5, cpu), base.target_labelled(2, 5, cpu)
     # The same hands (the pose is drawn first) through another sensor.
     assert torch.equal(grainy.labels["joints_uvd"], kinect.labels["joints_uvd"])
     assert not torch.equal(grainy.images, kinect.images)
-    assert torch.equal(task.real(2, 5, cpu), grainy.images)
+    assert torch.equal(task.target(2, 5, cpu), grainy.images)
     # Holes (no reading) take the far value, 1.
     assert grainy.images.shape == (2, 1, 224, 224) and float(grainy.images.max()) == 1.0
 

@@ -144,10 +144,10 @@ class SpotTask(Task):
     def synthetic(self, n: int, seed: int, device: torch.device) -> LabelledImages:
         return draw_spots(n, seeded_generator(seed, device), device)
 
-    def real(self, n: int, seed: int, device: torch.device) -> Tensor:
-        return self.real_labelled(n, seed, device).images
+    def target(self, n: int, seed: int, device: torch.device) -> Tensor:
+        return self.target_labelled(n, seed, device).images
 
-    def real_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
+    def target_labelled(self, n: int, seed: int, device: torch.device) -> LabelledImages:
         return draw_spots(n, seeded_generator(seed, device), device, blur=2.0)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
@@ -156,7 +156,7 @@ class SpotTask(Task):
             "discriminator": {"layers": ["conv3s2-8", "conv1-2"]},
             "train": {"batch_size": 4, "refiner_pretrain_steps": 2, "discriminator_pretrain_steps": 2, "steps": 2,
                       "history_size": 8, "log_every": 1, "sample_every": 2, "checkpoint_every": 2},
-            "data": {"n_synthetic": 16, "n_real": 16, "n_test": 8, "n_target_train": 16},
+            "data": {"n_synthetic": 16, "n_target": 16, "n_test": 8, "n_target_train": 16},
             "estimator": {"name": "tiny_linear", "steps": 3, "batch_size": 4},
         }
         return {"smoke": tiny, "default": tiny}

@@ -12,6 +12,8 @@ import contextlib
 import io
 import json
 import shutil
+import sys
+import warnings
 
 import pytest
 
@@ -176,3 +178,27 @@ def test_rejected_resume_keeps_config_json(cli, smoke_run, tmp_path):
     code, _, err = cli("run", *SMOKE, "--out", str(copy), "--resume", "--set", "train.lam=0.7")
     assert code == 2 and "its settings differ from this run's: train.lam: saved 0.5, now 0.7; use the same settings" in err and "config.json" in err
     assert (copy / "config.json").read_text() == before
+
+
+@contextlib.contextmanager
+def _plain_python_warnings():
+    """Warnings as a plain ``python`` process has them (no pytest): DeprecationWarning ignored
+    outside ``__main__``, the others printed to stderr."""
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
+            warnings.formatwarning(message, category, filename, lineno, line))
+        yield
+
+
+def test_a_setting_by_its_name_before_v1_works_and_says_so(cli, tmp_path):
+    """``--set data.n_real=8`` runs as ``data.n_target=8``, and the user sees why on stderr:
+    ``simgan`` shows the toolkit's deprecation warnings, which Python would hide."""
+    with _plain_python_warnings():
+        code, _, err = cli("run", *SMOKE, "--set", "data.n_real=8", "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    assert ("warning: data.n_real is deprecated (--set data.n_real=8): it is now data.n_target "
+            "(renamed in v1; the old name goes in v2)\n") in err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["data"]["n_target"] == 8 and summary["data_counts"]["target"] == 8

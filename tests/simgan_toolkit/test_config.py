@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 from pydantic import ValidationError
@@ -11,6 +12,7 @@ from simgan_toolkit.config import (
     DiscriminatorConfig,
     RunConfig,
     build_config,
+    check_resume_compatible,
     config_differences,
     deep_merge,
     describe_differences,
@@ -18,7 +20,7 @@ from simgan_toolkit.config import (
     parse_override,
     resume_comparable,
 )
-from simgan_toolkit.errors import ConfigError
+from simgan_toolkit.errors import ConfigError, SimganDeprecationWarning
 
 #: Core has no default estimator: every test config names one (a made-up name; nothing is built).
 ESTIMATOR = {"name": "est"}
@@ -258,33 +260,33 @@ def test_infinite_values_rejected(override):
 # --- data sources on disk -----------------------------------------------------------------
 def test_data_sides_default_to_the_task_generators():
     data = build_config("t", "default", NAMED).data
-    assert (data.synthetic, data.real, data.test, data.target_train) == (None, None, None, None)
+    assert (data.synthetic, data.target, data.test, data.target_train) == (None, None, None, None)
 
 
 def test_data_source_from_toml_and_set(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "run.toml"
     path.write_text(
-        '[data.real]\npath = "mpii"\nformat = "mpiigaze"\noptions = {split = "test"}\n'
+        '[data.target]\npath = "mpii"\nformat = "mpiigaze"\noptions = {split = "test"}\n'
         '[data.test]\npath = "/data/test.h5"\n'
     )
-    config = build_config("t", "default", NAMED, config_file=path, overrides=["data.synthetic=syn.h5", "data.real.skip_bad=true"])
-    real = config.data.real
-    assert (real.path, real.format, real.options, real.skip_bad) == (str(tmp_path / "mpii"), "mpiigaze", {"split": "test"}, True)
+    config = build_config("t", "default", NAMED, config_file=path, overrides=["data.synthetic=syn.h5", "data.target.skip_bad=true"])
+    target = config.data.target
+    assert (target.path, target.format, target.options, target.skip_bad) == (str(tmp_path / "mpii"), "mpiigaze", {"split": "test"}, True)
     assert (config.data.test.path, config.data.test.format) == ("/data/test.h5", "auto")
     assert config.data.synthetic.path == str(tmp_path / "syn.h5")  # a plain string is the path
     # The saved config.json records absolute paths and reloads to the same config.
     saved = config.model_dump(mode="json")
-    assert saved["data"]["real"] == {"path": str(tmp_path / "mpii"), "format": "mpiigaze", "options": {"split": "test"}, "skip_bad": True}
+    assert saved["data"]["target"] == {"path": str(tmp_path / "mpii"), "format": "mpiigaze", "options": {"split": "test"}, "skip_bad": True}
     assert RunConfig.model_validate(json.loads(json.dumps(saved))) == config
 
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        (["data.real.formt='x'"], "data.real.formt"),
+        (["data.target.formt='x'"], "data.target.formt"),
         (["data.test={format='auto'}"], "data.test.path"),
-        (["data.real.path=''"], "data.real.path"),
+        (["data.target.path=''"], "data.target.path"),
         (["data.target_train=t.h5", "data.n_target_train=0"], "data.target_train is set but data.n_target_train = 0"),
     ],
 )
@@ -292,3 +294,70 @@ def test_bad_data_source_names_the_field(overrides, field):
     with pytest.raises(ConfigError) as info:
         build_config("t", "default", NAMED, overrides=overrides)
     assert field in str(info.value)
+
+
+# --- keys renamed in v1: data.n_real -> data.n_target, data.real -> data.target ----------------
+NEW_KEYS = ["data.n_target=7", "data.target='t.h5'"]
+OLD_KEYS = ["data.n_real=7", "data.real='t.h5'"]
+
+
+def test_old_data_keys_warn_and_give_the_same_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    new = build_config("t", "default", NAMED, overrides=NEW_KEYS)
+    assert (new.data.n_target, new.data.target.path) == (7, str(tmp_path / "t.h5"))
+    with pytest.warns(SimganDeprecationWarning) as record:
+        old = build_config("t", "default", NAMED, overrides=OLD_KEYS)
+    assert old == new
+    assert [str(w.message) for w in record] == [
+        "data.n_real is deprecated (--set data.n_real=7): it is now data.n_target (renamed in v1; the old name goes in v2)",
+        "data.real is deprecated (--set data.real='t.h5'): it is now data.target (renamed in v1; the old name goes in v2)",
+    ]
+    # A config file, a task's profile and the model itself read them too.
+    path = tmp_path / "old.toml"
+    path.write_text('[data]\nn_real = 7\nreal = "t.h5"\n')
+    # (Each pytest.warns matches both warnings: one that did not would be raised again, as an error.)
+    with pytest.warns(SimganDeprecationWarning, match=r"is deprecated \(config file '.*old\.toml'\)"):
+        assert build_config("t", "default", NAMED, config_file=path) == new
+    with pytest.warns(SimganDeprecationWarning, match=r"is deprecated \(task 't', profile 'default'\)"):
+        assert build_config("t", "default", {"default": {**STATED, "data": {"n_real": 7, "real": "t.h5"}}}) == new
+    with pytest.warns(SimganDeprecationWarning, match=r"^data\.(n_)?real is deprecated: it is now data\.(n_)?target "):
+        assert RunConfig.model_validate({"task": "t", **STATED, "data": {"n_real": 7, "real": "t.h5"}}) == new
+
+
+def test_an_old_key_overrides_the_new_key_of_a_lower_layer():
+    """A profile written with the new names and a --set with the old one: the --set wins, as always."""
+    profiles = {"default": {**STATED, "data": {"n_target": 5}}}
+    with pytest.warns(SimganDeprecationWarning):
+        assert build_config("t", "default", profiles, overrides=["data.n_real=9"]).data.n_target == 9
+
+
+@pytest.mark.parametrize("where", ["set", "file", "model"])
+def test_a_setting_under_its_old_and_its_new_name_names_both(tmp_path, where):
+    message = "data.n_real and data.n_target are both given"
+    if where == "model":
+        with pytest.raises(ValidationError, match=message):
+            RunConfig.model_validate({"task": "t", **STATED, "data": {"n_real": 7, "n_target": 7}})
+        return
+    path = tmp_path / "both.toml"
+    path.write_text("[data]\nn_real = 7\nn_target = 8\n")
+    with pytest.raises(ConfigError) as info:
+        if where == "set":
+            build_config("t", "default", NAMED, overrides=["data.n_real=7", "data.n_target=8"])
+        else:
+            build_config("t", "default", NAMED, config_file=path)
+    assert str(info.value).startswith(f"invalid configuration: {message}")
+    assert "keep only data.n_target" in str(info.value)
+
+
+def test_a_saved_config_with_the_old_names_resumes_silently():
+    """A run folder's config.json (or checkpoint) written before v1 holds data.n_real / data.real."""
+    current = build_config("t", "default", NAMED, overrides=["data.n_target=7"])
+    saved = current.model_dump(mode="json")
+    saved["data"]["n_real"], saved["data"]["real"] = saved["data"].pop("n_target"), saved["data"].pop("target")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_resume_compatible(saved, current, "run/config.json")
+        assert resume_comparable(saved) == resume_comparable(current.model_dump(mode="json"))
+    saved["data"]["n_real"] = 8
+    with pytest.raises(ConfigError, match="data.n_target: saved 8, now 7"):
+        check_resume_compatible(saved, current, "run/config.json")

@@ -7,13 +7,14 @@ end-to-end runs are under ``tests/plugins/``.
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
 
 from simgan_toolkit.config import build_config
 from simgan_toolkit.data import convert_dataset, read_attrs, read_images_h5, write_images_h5
-from simgan_toolkit.errors import ConfigError, DataError
+from simgan_toolkit.errors import ConfigError, DataError, SimganDeprecationWarning
 from simgan_toolkit.pipeline import run_pipeline
 from simgan_toolkit.plugin import Entry, Registry
 from simgan_toolkit.task import LabelledImages
@@ -69,6 +70,23 @@ def _converted_real(tmp_path, npz, images):
     return tmp_path / "real.h5"
 
 
+def _as_before_v1(out):
+    """Rewrite the run folder ``out`` as a version before v1 wrote it: ``data.n_real`` and
+    ``data.real`` instead of ``data.n_target`` and ``data.target``, in config.json and in the
+    trainer checkpoint."""
+    from simgan_toolkit.training.checkpoint import load_checkpoint, save_checkpoint
+
+    def old_names(config):
+        data = config["data"]
+        data["n_real"], data["real"] = data.pop("n_target"), data.pop("target")
+        return config
+
+    (out / "config.json").write_text(json.dumps(old_names(json.loads((out / "config.json").read_text()))))
+    state = load_checkpoint(out / "checkpoints" / "last.pt")
+    state["config"] = old_names(state["config"])
+    save_checkpoint(state, out / "checkpoints" / "last.pt")
+
+
 def _registry_with(registry, name, factory):
     mine = Registry()
     for entry in registry.entries():
@@ -97,37 +115,42 @@ def test_run_with_real_test_and_synthetic_from_disk_and_resume(tmp_path, spot_re
     registry = _registry_with(spot_registry, "spot_centred", centred_spot)
     task = centred_spot()
     cpu = torch.device("cpu")
-    real = _converted_real(tmp_path, npz, task.real(12, 7, cpu))
-    test = _h5(tmp_path / "test.h5", task.real_labelled(10, 9, cpu))
+    real = _converted_real(tmp_path, npz, task.target(12, 7, cpu))
+    test = _h5(tmp_path / "test.h5", task.target_labelled(10, 9, cpu))
     syn = task.synthetic(12, 11, cpu)
     synthetic = _h5(tmp_path / "syn.h5", LabelledImages(syn.images, {"y": syn.labels["y"]}), kind="synthetic")
-    config = _config(registry, f"data.real={str(real)!r}", f"data.test={{path = {str(test)!r}, format = 'toolkit-h5'}}",
+    config = _config(registry, f"data.target={str(real)!r}", f"data.test={{path = {str(test)!r}, format = 'toolkit-h5'}}",
                      f"data.synthetic={str(synthetic)!r}", task="spot_centred")
     out = tmp_path / "run"
     notes: list[str] = []
     summary = run_pipeline(config, out, registry, progress=False, say=notes.append)
     # smoke asks for 16 synthetic, 16 real, 8 test, 16 oracle images: disk has 12, 12, 10; the oracle set is generated.
-    assert summary["data_counts"] == {"synthetic": 12, "real": 12, "test": 8, "target_train": 16}
-    assert f"data.real: 12 images from {real} (format toolkit-h5), fewer than data.n_real = 16: using all of them" in notes
+    assert summary["data_counts"] == {"synthetic": 12, "target": 12, "test": 8, "target_train": 16}
+    assert f"data.target: 12 images from {real} (format toolkit-h5), fewer than data.n_target = 16: using all of them" in notes
     assert f"data.test: 8 images from {test} (format toolkit-h5)" in notes
     # The disk synthetic set has no centre, which the task's label check reads: skipped, and said.
     assert summary["label_preservation"] == {}
     assert any(n.startswith("label preservation skipped") and "'centre'" in n for n in notes)
     saved = json.loads((out / "config.json").read_text())["data"]
-    assert (saved["real"]["path"], saved["test"]["path"], saved["test"]["format"]) == (str(real), str(test), "toolkit-h5")
+    assert (saved["target"]["path"], saved["test"]["path"], saved["test"]["format"]) == (str(real), str(test), "toolkit-h5")
     refined = read_images_h5(out / "refined.h5")
     assert refined.images.shape == (12, *SPOT_SHAPE) and set(refined.labels) == {"y"}
-    again = run_pipeline(config, out, registry, resume=True, progress=False, say=lambda _: None)
+    # A run folder written before v1 (data.n_real, data.real) resumes as well, without a warning.
+    _as_before_v1(out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SimganDeprecationWarning)
+        again = run_pipeline(config, out, registry, resume=True, progress=False, say=lambda _: None)
     assert again["estimators"] == summary["estimators"] and again["resumed_from"] == ["adversarial", config.train.steps]
+    assert "target" in json.loads((out / "config.json").read_text())["data"]  # written again with the new names
 
 
 def test_disk_images_of_the_wrong_shape_fail_before_anything_is_written(tmp_path, spot_registry):
     small = _h5(tmp_path / "small.h5", LabelledImages(torch.zeros(4, 1, 6, 8)))
-    config = _config(spot_registry, f"data.real={str(small)!r}")
+    config = _config(spot_registry, f"data.target={str(small)!r}")
     with pytest.raises(DataError) as err:
         run_pipeline(config, tmp_path / "run", spot_registry, progress=False, say=lambda _: None)
     message = str(err.value)
-    assert f"data.real.path {str(small)!r}" in message and "(1, 6, 8)" in message and "(1, 12, 16)" in message
+    assert f"data.target.path {str(small)!r}" in message and "(1, 6, 8)" in message and "(1, 12, 16)" in message
     assert not (tmp_path / "run").exists()
 
 
@@ -139,7 +162,7 @@ def test_missing_disk_path_names_the_side(tmp_path, spot_registry):
 
 def test_declared_labels_are_checked_before_training(tmp_path, spot_registry):
     """The spot task declares ``{"y": (2,)}``: a missing or misshapen label fails before training."""
-    test = spot_registry.create("task", SPOT).real_labelled(8, 9, torch.device("cpu"))
+    test = spot_registry.create("task", SPOT).target_labelled(8, 9, torch.device("cpu"))
     no_y = _h5(tmp_path / "t1.h5", LabelledImages(test.images, {"xy": test.labels["y"]}))
     flat = _h5(tmp_path / "t2.h5", LabelledImages(test.images, {"y": test.labels["y"][:, :1]}))
     for path, needle in [(no_y, "needs label 'y' (per-image shape (2,)) on its test images; format 'toolkit-h5' gives xy (2,)"),
@@ -160,7 +183,7 @@ def test_undeclared_missing_label_is_named_when_first_read(tmp_path, spot, spot_
             return None
 
     mine = _registry_with(spot_registry, "spot_undeclared", UndeclaredSpot)
-    test = spot_registry.create("task", SPOT).real_labelled(8, 9, torch.device("cpu"))
+    test = spot_registry.create("task", SPOT).target_labelled(8, 9, torch.device("cpu"))
     no_y = _h5(tmp_path / "t.h5", LabelledImages(test.images, {"xy": test.labels["y"]}))
     config = _config(mine, f"data.test={str(no_y)!r}", "estimator.train_on=['synthetic']", "estimator.steps=1",
                      task="spot_undeclared")

@@ -32,10 +32,10 @@ def spot_run(spot, tmp_path):
 def test_stages_called_one_by_one_make_a_run(spot_run):
     run, said = spot_run
     data = make_data(run)
-    assert data.counts() == {"synthetic": 16, "real": 16, "test": 8, "target_train": 16}
+    assert data.counts() == {"synthetic": 16, "target": 16, "test": 8, "target_train": 16}
     # Each side from the task's generator with the run's seed plus that side's fixed offset.
     assert torch.equal(data.synthetic.images, run.task.synthetic(16, run.config.seed + SEED_OFFSETS["synthetic"], run.device).images)
-    assert torch.equal(data.test.images, run.task.real_labelled(8, run.config.seed + 303, run.device).images)
+    assert torch.equal(data.test.images, run.task.target_labelled(8, run.config.seed + 303, run.device).images)
     trainer, outcome = train_simgan(run, data)
     refined, preservation = refine_and_export(run, data, trainer)
     assert refined.images.shape == data.synthetic.images.shape and set(preservation) == {"mean_abs_pixel_change"}
@@ -105,7 +105,7 @@ def test_the_resume_check_names_each_differing_setting(current, difference):
 def test_from_config_builds_the_runs_networks_with_their_spec(spot_run):
     run, _ = spot_run
     data = make_data(run)
-    trainer = SimGANTrainer.from_config(run.config, run.registry, run.task, data.synthetic.images, data.real, None, run.device,
+    trainer = SimGANTrainer.from_config(run.config, run.registry, run.task, data.synthetic.images, data.target, None, run.device,
                                         progress=False)
     assert trainer.refiner_spec == refiner_spec(run.config, run.task.image_spec)
     assert trainer.refiner_spec["name"] == run.config.refiner.name and trainer.refiner_spec["options"]["in_channels"] == 1

@@ -4,12 +4,13 @@ except the replaced ones; data sources get a generator seeded like the base's.""
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import pytest
 import torch
 
 from simgan_toolkit.config import build_config
-from simgan_toolkit.errors import ConfigError
+from simgan_toolkit.errors import ConfigError, SimganDeprecationWarning
 from simgan_toolkit.task import DerivedTask, LabelledImages, Task, seeded_generator
 
 CPU = torch.device("cpu")
@@ -20,10 +21,12 @@ def _public_members(cls: type) -> set[str]:
 
 
 def test_every_task_member_is_handed_on_or_replaced():
-    """A member added to Task later must be added to DerivedTask too, or derived tasks lose it."""
+    """A member added to Task later must be added to DerivedTask too, or derived tasks lose it.
+    (``real``/``real_labelled``, the deprecated aliases, call the new names on the task itself.)"""
+    not_handed_on = {"derive", "name", "full_effect_profile", "real", "real_labelled"}
     inherited = {
         name for name in _public_members(Task)
-        if getattr(DerivedTask, name) is getattr(Task, name) and name not in {"derive", "name", "full_effect_profile"}
+        if getattr(DerivedTask, name) is getattr(Task, name) and name not in not_handed_on
     }
     assert inherited == set()
 
@@ -32,10 +35,10 @@ def test_a_derived_task_without_replacements_is_its_base(spot):
     base = spot.Task()
     derived = base.derive(name="copy")
     assert derived.name == "copy" and base.name == "tiny_spot"
-    for method in ("synthetic", "real_labelled"):
+    for method in ("synthetic", "target_labelled"):
         a, b = getattr(base, method)(5, 3, CPU), getattr(derived, method)(5, 3, CPU)
         assert torch.equal(a.images, b.images) and torch.equal(a.labels["y"], b.labels["y"])
-    assert torch.equal(base.real(5, 3, CPU), derived.real(5, 3, CPU))
+    assert torch.equal(base.target(5, 3, CPU), derived.target(5, 3, CPU))
     assert derived.profiles() == base.profiles()
     assert (derived.image_spec, derived.primary_metric, derived.estimator_output_dim) == (
         base.image_spec, base.primary_metric, base.estimator_output_dim)
@@ -45,7 +48,7 @@ def test_a_derived_task_without_replacements_is_its_base(spot):
     assert float(derived.estimator_loss(prediction, labels)) == pytest.approx(25 / 4)
 
 
-def test_a_target_serves_real_and_real_labelled_from_a_seeded_generator(spot):
+def test_a_target_serves_target_and_target_labelled_from_a_seeded_generator(spot):
     calls = []
 
     def sharp_camera(n: int, generator: torch.Generator, device: torch.device) -> LabelledImages:
@@ -54,9 +57,9 @@ def test_a_target_serves_real_and_real_labelled_from_a_seeded_generator(spot):
 
     derived = spot.Task().derive(name="sharp", target=sharp_camera)
     expected = spot.draw(4, seeded_generator(9, CPU), CPU, blur=0.5)
-    labelled = derived.real_labelled(4, 9, CPU)
+    labelled = derived.target_labelled(4, 9, CPU)
     assert torch.equal(labelled.images, expected.images) and torch.equal(labelled.labels["y"], expected.labels["y"])
-    assert torch.equal(derived.real(4, 9, CPU), expected.images)
+    assert torch.equal(derived.target(4, 9, CPU), expected.images)
     assert calls == [(4, CPU), (4, CPU)]
     # The simulator is still the base's.
     assert torch.equal(derived.synthetic(4, 9, CPU).images, spot.Task().synthetic(4, 9, CPU).images)
@@ -64,8 +67,8 @@ def test_a_target_serves_real_and_real_labelled_from_a_seeded_generator(spot):
 
 def test_a_synthetic_source_replaces_the_simulator_only(spot):
     derived = spot.Task().derive(name="blurred_sim", synthetic=lambda n, g, d: spot.draw(n, g, d, blur=2.0))
-    assert torch.equal(derived.synthetic(3, 1, CPU).images, spot.Task().real(3, 1, CPU))
-    assert torch.equal(derived.real(3, 1, CPU), spot.Task().real(3, 1, CPU))
+    assert torch.equal(derived.synthetic(3, 1, CPU).images, spot.Task().target(3, 1, CPU))
+    assert torch.equal(derived.target(3, 1, CPU), spot.Task().target(3, 1, CPU))
 
 
 def test_settings_merge_into_every_profile(spot):
@@ -124,4 +127,78 @@ def test_a_derived_task_pickles(spot):
     derived = spot.Task().derive(name="sharp", target=functools.partial(spot.draw, blur=0.5))
     copy = pickle.loads(pickle.dumps(derived))
     assert copy.name == "sharp" and copy.base.name == "tiny_spot"
-    assert torch.equal(copy.real(3, 2, CPU), derived.real(3, 2, CPU))
+    assert torch.equal(copy.target(3, 2, CPU), derived.target(3, 2, CPU))
+
+
+# --- the names before v1: real() / real_labelled() ---------------------------------------------
+
+
+def _define_legacy(spot):
+    """A third-party task written before v1: a Task with real() and real_labelled(), not the new
+    names (its data: the spot task's)."""
+    inner = spot.Task()
+
+    class LegacySpot(Task):
+        name = "legacy_spot"
+        image_spec = inner.image_spec
+        estimator_output_dim = 2
+        primary_metric = inner.primary_metric
+
+        def synthetic(self, n, seed, device):
+            return inner.synthetic(n, seed, device)
+
+        def real(self, n, seed, device):
+            return inner.target(n, seed, device)
+
+        def real_labelled(self, n, seed, device):
+            return inner.target_labelled(n, seed, device)
+
+        def estimator_loss(self, prediction, labels):
+            return inner.estimator_loss(prediction, labels)
+
+        def estimator_metrics(self, prediction, labels):
+            return inner.estimator_metrics(prediction, labels)
+
+        def label_preservation(self, synthetic, refined):
+            return inner.label_preservation(synthetic, refined)
+
+    return LegacySpot
+
+
+def test_a_task_class_with_the_old_method_names_still_works_and_warns_once(spot):
+    with pytest.warns(SimganDeprecationWarning) as record:
+        legacy_class = _define_legacy(spot)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "LegacySpot" in message and "target()" in message and "target_labelled()" in message
+    assert record[0].filename == __file__  # points at the class statement, not at the toolkit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SimganDeprecationWarning)  # instantiating and using the new names warns no more
+        legacy = legacy_class()  # ABC sees target/target_labelled as defined
+        target, labelled = legacy.target(4, 9, CPU), legacy.target_labelled(4, 9, CPU)
+        derived = legacy.derive(name="d")  # DerivedTask reads the base's new names
+        assert torch.equal(derived.target(4, 9, CPU), target)
+    expected = spot.Task().target_labelled(4, 9, CPU)
+    assert torch.equal(target, expected.images) and torch.equal(labelled.images, expected.images)
+    assert torch.equal(labelled.labels["y"], expected.labels["y"])
+
+
+def test_a_subclass_overriding_only_an_old_name_gets_it_under_the_new_name(spot):
+    """Overriding real() of a task that defines target() still changes what the pipeline reads."""
+    with pytest.warns(SimganDeprecationWarning, match=r"defines real\(\), renamed target\(\)"):
+        class Zeros(spot.Task):
+            def real(self, n, seed, device):
+                return torch.zeros(n, 1, 12, 16)
+
+    assert torch.equal(Zeros().target(2, 0, CPU), torch.zeros(2, 1, 12, 16))
+    assert torch.equal(Zeros().target_labelled(2, 0, CPU).images, spot.Task().target_labelled(2, 0, CPU).images)
+
+
+@pytest.mark.parametrize(("old", "new"), [("real", "target"), ("real_labelled", "target_labelled")])
+def test_the_old_method_names_are_deprecated_aliases_on_every_task(spot, old, new):
+    for task in (spot.Task(), spot.Task().derive(name="d")):
+        with pytest.warns(SimganDeprecationWarning, match=rf"Task\.{old}\(\) is deprecated: call {new}\(\)") as record:
+            got = getattr(task, old)(3, 5, CPU)
+        assert record[0].filename == __file__
+        expected = getattr(task, new)(3, 5, CPU)
+        assert torch.equal(got if old == "real" else got.images, expected if old == "real" else expected.images)

@@ -45,11 +45,11 @@ def test_sources_follow_the_image_spec_and_seeds(rgb, channels):
     syn = task.synthetic(6, seed=1, device=CPU)
     task.image_spec.check(syn.images, "synthetic")
     assert set(syn.labels) == {"gaze", "pitch_yaw", "pupil_centre"}
-    real = task.real(6, seed=2, device=CPU)
+    real = task.target(6, seed=2, device=CPU)
     task.image_spec.check(real, "real")
-    assert torch.equal(real, task.real(6, seed=2, device=CPU))
-    assert not torch.equal(real, task.real(6, seed=3, device=CPU))
-    assert isinstance(task.real_labelled(3, seed=4, device=CPU), LabelledImages)
+    assert torch.equal(real, task.target(6, seed=2, device=CPU))
+    assert not torch.equal(real, task.target(6, seed=3, device=CPU))
+    assert isinstance(task.target_labelled(3, seed=4, device=CPU), LabelledImages)
 
 
 def test_pupil_centroid_finds_a_dark_disc():
@@ -104,10 +104,10 @@ def test_other_cameras_are_the_gaze_task_with_only_the_target_replaced(registry,
     task, base = registry.create("task", name), GazeTask(rgb=rgb)
     assert task.name == name and task.profiles() == base.profiles() and task.image_spec == base.image_spec
     images, labels = simulate(3, torch.Generator().manual_seed(7), rgb=rgb, device=CPU)
-    got = task.real_labelled(3, 7, CPU)
+    got = task.target_labelled(3, 7, CPU)
     assert torch.equal(got.images, images) and got.labels.keys() == labels.keys()
     assert all(torch.equal(got.labels[k], labels[k]) for k in labels)
-    assert torch.equal(task.real(3, 7, CPU), images)
+    assert torch.equal(task.target(3, 7, CPU), images)
     assert torch.equal(task.synthetic(3, 7, CPU).images, base.synthetic(3, 7, CPU).images)
 
 

@@ -158,7 +158,7 @@ def test_smoke_hand_run_reads_nyu(cli, dataset, tmp_path):
     config.write_text(
         'task = "hand_depth"\n'
         "[data]\n"
-        f"real = {json.dumps(str(real))}\n"
+        f"target = {json.dumps(str(real))}\n"
         f"target_train = {json.dumps(str(real))}\n"
         f'synthetic = {{ path = {root}, format = "nyu_hand", options = {{ split = "train", kind = "synthdepth" }} }}\n'
         f'test = {{ path = {root}, format = "nyu_hand", options = {{ split = "test" }} }}\n'
@@ -166,12 +166,12 @@ def test_smoke_hand_run_reads_nyu(cli, dataset, tmp_path):
     out = tmp_path / "run"
     code, stdout, err = cli("run", "--config", config, "--profile", "smoke", "--out", out, "--device", "cpu", "--no-progress")
     assert code == 0, err
-    assert f"data.real: 3 images from {real} (format toolkit-h5)" in stdout
+    assert f"data.target: 3 images from {real} (format toolkit-h5)" in stdout
     assert f"data.test: 2 images from {dataset} (format nyu_hand)" in stdout
     assert f"data.synthetic: 3 images from {dataset} (format nyu_hand)" in stdout
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["task"], summary["profile"]) == ("hand_depth", "smoke")
-    assert summary["data_counts"] == {"synthetic": 3, "real": 3, "test": 2, "target_train": 3}
+    assert summary["data_counts"] == {"synthetic": 3, "target": 3, "test": 2, "target_train": 3}
     test_source = summary["data"]["test"]
     assert (test_source["path"], test_source["format"], test_source["options"]) == (str(dataset), "nyu_hand", {"split": "test"})
     assert set(summary["estimators"]) == {"synthetic", "refined", "target"}

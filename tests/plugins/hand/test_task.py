@@ -133,9 +133,9 @@ def test_other_cameras_are_the_hand_task_with_only_the_target_replaced(registry,
     assert task.name == name and task.profiles() == base.profiles() and task.full_effect_profile == "long"
     cpu = torch.device("cpu")
     images, labels = simulate(2, torch.Generator().manual_seed(3), device=cpu, size=SIZE)
-    got = task.real_labelled(2, 3, cpu)
+    got = task.target_labelled(2, 3, cpu)
     assert torch.equal(got.images, images) and all(torch.equal(got.labels[k], labels[k]) for k in labels)
-    assert torch.equal(task.real(2, 3, cpu), images)
+    assert torch.equal(task.target(2, 3, cpu), images)
     # Members the task adds beyond Task are read through from the base.
     assert task.predict_joints(torch.zeros(1, NUM_JOINTS, 8, 8)).shape == (1, NUM_JOINTS, 2)
 

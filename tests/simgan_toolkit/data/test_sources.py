@@ -30,7 +30,7 @@ class FakeTask(Task):
     def synthetic(self, n, seed, device):
         raise NotImplementedError
 
-    real = real_labelled = synthetic
+    target = target_labelled = synthetic
 
     def estimator_loss(self, prediction, labels):
         raise NotImplementedError
@@ -110,18 +110,18 @@ def test_fewer_images_than_asked_uses_all_and_says_so(tmp_path, npz):
     assert notes == [f"data.test: 5 images from {tmp_path / 'ds'} (format npz), fewer than data.n_test = 100: using all of them"]
 
 
-def test_real_side_drops_labels_and_needs_none(tmp_path, npz):
+def test_target_side_drops_labels_and_needs_none(tmp_path, npz):
     npz.write(tmp_path / "ds", [3])
-    data = _load(npz, tmp_path / "ds", 3, side="real", task=FakeTask({"missing": (1,)}))
+    data = _load(npz, tmp_path / "ds", 3, side="target", task=FakeTask({"missing": (1,)}))
     assert data.labels == {} and data.images.shape == (3, 1, 12, 16)
 
 
 def test_wrong_channels_names_path_and_both_shapes(tmp_path, npz):
     npz.write(tmp_path / "ds", [1])
     with pytest.raises(DataError) as err:
-        _load(npz, tmp_path / "ds", 1, side="real", task=FakeTask(channels=3))
+        _load(npz, tmp_path / "ds", 1, side="target", task=FakeTask(channels=3))
     assert str(err.value) == (
-        f"data.real.path {str(tmp_path / 'ds')!r}: format 'npz' gives images of shape (C, H, W) = (1, 12, 16), "
+        f"data.target.path {str(tmp_path / 'ds')!r}: format 'npz' gives images of shape (C, H, W) = (1, 12, 16), "
         "but task 'fake' needs (3, 12, 16)"
     )
 
@@ -137,7 +137,7 @@ def test_missing_or_misshapen_declared_label(tmp_path, npz):
 def test_value_range_of_a_toolkit_file_must_be_the_tasks(tmp_path, npz):
     write_images_h5(tmp_path / "d.h5", LabelledImages(torch.zeros(2, 1, 12, 16)), {"value_range": [0.0, 1.0]})
     with pytest.raises(DataError, match=r"images are in \(0\.0, 1\.0\), but task 'fake' needs \(-1\.0, 1\.0\)"):
-        _load(npz, tmp_path / "d.h5", 2, side="real")
+        _load(npz, tmp_path / "d.h5", 2, side="target")
 
 
 def test_bad_file_names_the_side_or_is_skipped(tmp_path, npz):

@@ -28,7 +28,7 @@ class MeanTask(Task):
         x = torch.rand(n, 1, 4, 4, generator=g) * 2 - 1
         return LabelledImages(x, {"mean": x.mean(dim=(1, 2, 3)).unsqueeze(1)})
 
-    real = real_labelled = synthetic  # type: ignore[assignment]
+    target = target_labelled = synthetic  # type: ignore[assignment]
 
     estimator_output_dim = 1
 

@@ -159,7 +159,7 @@ def test_smoke_run_reads_unityeyes_and_mpiigaze(cli, unityeyes, mpiigaze, tmp_pa
     config.write_text(
         'task = "gaze"\n'
         f"[data]\nsynthetic = {json.dumps(str(unityeyes))}\n"  # a plain path: format auto
-        f"real = {json.dumps(str(real))}\n"
+        f"target = {json.dumps(str(real))}\n"
         f'target_train = {{ path = {json.dumps(str(real))}, format = "toolkit-h5" }}\n'
         f'[data.test]\npath = {json.dumps(str(mpiigaze))}\nformat = "mpiigaze"\n'
         'options = { split = "evaluation", persons = ["p01"] }\n'
@@ -168,11 +168,11 @@ def test_smoke_run_reads_unityeyes_and_mpiigaze(cli, unityeyes, mpiigaze, tmp_pa
     code, stdout, err = cli("run", "--config", config, "--profile", "smoke", "--out", out, "--device", "cpu", "--no-progress")
     assert code == 0, err
     assert f"data.synthetic: 4 images from {unityeyes} (format unityeyes), fewer than data.n_synthetic = 64" in stdout
-    assert f"data.real: 10 images from {real} (format toolkit-h5)" in stdout
+    assert f"data.target: 10 images from {real} (format toolkit-h5)" in stdout
     assert f"data.test: 2 images from {mpiigaze} (format mpiigaze)" in stdout
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["task"], summary["profile"]) == ("gaze", "smoke")
-    assert summary["data_counts"] == {"synthetic": 4, "real": 10, "test": 2, "target_train": 10}
+    assert summary["data_counts"] == {"synthetic": 4, "target": 10, "test": 2, "target_train": 10}
     assert summary["data"]["test"]["options"] == {"split": "evaluation", "persons": ["p01"]}
     assert set(summary["estimators"]) == {"synthetic", "refined", "target"}
     for metrics in summary["estimators"].values():
