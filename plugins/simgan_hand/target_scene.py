@@ -209,6 +209,18 @@ def render_target_scene(
 Sensor = Callable[[TargetScene, CropParams, torch.Generator], Tensor]
 
 
+def ideal_sensor(scene: TargetScene, crop: CropParams, generator: torch.Generator) -> Tensor:
+    """A perfect camera: the exact depth (N, 1, S, S) in mm of the target scene, 0 where empty.
+
+    With it, :func:`simulate_target_hands` renders the target's *content* (hand shape, forearm,
+    wall or table) without any sensor effect: training on those images measures how much of
+    the simulator-to-target gap is content, which a refiner that keeps labels cannot close
+    (``docs/examples/hand_gap_decomposition.py``). Draws nothing from ``generator``.
+    """
+    depth = scene.depth_mm
+    return depth.masked_fill(~torch.isfinite(depth), 0.0)
+
+
 def target_depth_mm(
     pose: HandPose,
     crop: CropParams,

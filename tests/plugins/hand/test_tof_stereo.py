@@ -19,7 +19,7 @@ from simgan_hand.stereo import (
     speckle_filter_holes,
     stereo_sensor_depth_mm,
 )
-from simgan_hand.target_scene import TargetScene
+from simgan_hand.target_scene import TargetScene, ideal_sensor, simulate_target_hands
 from simgan_hand.tof import (
     amplitude_noise,
     low_amplitude_dropout,
@@ -211,3 +211,33 @@ def test_speckle_holes_are_clustered_and_more_frequent_far_away() -> None:
     h = holes[1, 0]
     neighbour = h[:, 1:] & h[:, :-1]
     assert neighbour.sum() > 0.5 * h[:, 1:].sum()
+
+
+# --------------------------------------------------------------------------------------------
+# The ideal sensor (content without sensor effects)
+# --------------------------------------------------------------------------------------------
+
+
+def test_ideal_sensor_reports_the_exact_scene_and_zero_where_empty() -> None:
+    scene = _square_scene(n=1)
+    scene.background_mm[..., :, :10] = math.inf  # no wall on the left edge: nothing to see
+    generator = _gen(3)
+    state = generator.get_state()
+    depth = ideal_sensor(scene, _crop(), generator)
+    assert depth.shape == (1, 1, S, S)
+    assert depth[0, 0, 50, 50] == 600.0 and depth[0, 0, 10, 80] == 900.0
+    assert (depth[..., :, :10] == 0).all()
+    assert torch.equal(generator.get_state(), state)  # draws nothing
+
+
+def test_ideal_sensor_renders_the_targets_hands_without_sensor_effects() -> None:
+    """Same poses and scene as the Kinect target (same generator state), no holes or noise."""
+    ideal, labels = simulate_target_hands(4, _gen(7), ideal_sensor, size=S)
+    kinect, kinect_labels = simulate_kinect_hands(4, _gen(7), size=S)
+    assert torch.equal(labels["joints_uvd"], kinect_labels["joints_uvd"])
+    foreground = ideal < 0.98
+    # Sensor effects make the Kinect crops differ from the exact depth; the ideal crops do not
+    # lose foreground pixels to holes or edge dropout.
+    assert (kinect[foreground] >= 0.999).sum() > 0
+    assert not torch.equal(ideal, kinect)
+    assert ideal.min() >= -1 and ideal.max() <= 1
