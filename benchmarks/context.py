@@ -16,12 +16,13 @@ from torch import Tensor
 
 from benchmarks.suites import Suite
 from simgan_toolkit.config import RunConfig, build_config
-from simgan_toolkit.pipeline.data import SEED_OFFSETS
+from simgan_toolkit.pipeline.data import make_data
+from simgan_toolkit.pipeline.run import Run
 from simgan_toolkit.plugin import Registry
 from simgan_toolkit.task import LabelledImages, Task
 
-#: Offset from the run seed of the validation split, the benchmark's own; the other splits use
-#: the pipeline's (:data:`simgan_toolkit.pipeline.data.SEED_OFFSETS`), so they hold a run's images.
+#: Offset from the run seed of the validation split, the benchmark's own; the other splits are
+#: the pipeline's (:func:`make_context`), so they hold a run's images.
 SEED_VAL = 505
 
 
@@ -85,19 +86,26 @@ def make_context(
     extra_overrides: list[str] | tuple[str, ...] = (),
     say: Callable[[str], None] = print,
 ) -> BenchContext:
-    """Resolve the config and generate the fixed data splits of one task."""
+    """Resolve the config and make the fixed data splits of one task.
+
+    The splits are the pipeline's own data stage (:func:`simgan_toolkit.pipeline.data.make_data`):
+    the same images a run with this config trains and scores on (the synthetic side
+    ``max(multipliers)`` times larger), and datasets on disk where the config names them
+    (``data.<side>.path``). Only the validation split is the benchmark's own.
+    """
     task: Task = registry.create("task", task_name)
     config = suite_config(task_name, task, suite, extra_overrides)
-    d, seed = config.data, config.seed
+    d = config.data
     n_synthetic = d.n_synthetic * max((1, *suite.multipliers))
     say(f"[{task_name}] data: {n_synthetic} synthetic, {d.n_target} target, {suite.n_val} validation, "
         f"{d.n_test} test, {d.n_target_train} labelled target")
+    # The oracle row always needs a labelled target set, even where the config disables it.
+    data_config = config.model_copy(update={"data": d.model_copy(update={
+        "n_synthetic": n_synthetic, "n_target_train": max(d.n_target_train, 1)})})
+    data = make_data(Run(data_config, registry, task, out_dir, device, progress=False, say=lambda _: None))
     return BenchContext(
         task=task, config=config, registry=registry, device=device, suite=suite, out_dir=out_dir, say=say,
         extra_overrides=tuple(extra_overrides),
-        synthetic=task.synthetic(n_synthetic, seed + SEED_OFFSETS["synthetic"], device),
-        target=task.target(d.n_target, seed + SEED_OFFSETS["target"], device),
-        val=task.target_labelled(suite.n_val, seed + SEED_VAL, device),
-        test=task.target_labelled(d.n_test, seed + SEED_OFFSETS["test"], device),
-        target_train=task.target_labelled(max(d.n_target_train, 1), seed + SEED_OFFSETS["target_train"], device),
+        synthetic=data.synthetic, target=data.target, test=data.test, target_train=data.target_train,
+        val=task.target_labelled(suite.n_val, config.seed + SEED_VAL, device),
     )

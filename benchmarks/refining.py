@@ -9,10 +9,11 @@ from typing import Any
 from torch import Tensor, nn
 
 from benchmarks.context import BenchContext
-from simgan_toolkit.refine import refine_images
 from simgan_toolkit.pipeline.data import RunData
 from simgan_toolkit.pipeline.run import Run
 from simgan_toolkit.pipeline.simgan import train_simgan
+from simgan_toolkit.refine import refine_images
+from simgan_toolkit.report import ROW_LABELS
 
 
 @dataclass
@@ -34,6 +35,12 @@ class RefinerRun:
     final: dict[str, Any]
     seconds: float
     preservation: dict[str, float]
+
+    @property
+    def image_set_name(self) -> str:
+        """The name of its refined images in the realism table: the suite's own refiner is the
+        refined row; an ablation's is "refined, <variant>"."""
+        return self.variant if self.variant == ROW_LABELS["refined"] else f"refined, {self.variant}"
 
     def summary(self) -> dict[str, Any]:
         return {"variant": self.variant, "seed": self.seed, "simgan_seconds": round(self.seconds, 2),

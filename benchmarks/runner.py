@@ -55,8 +55,7 @@ def run_realism(ctx: BenchContext, artefacts: dict[str, Any], ablation_runs: lis
         "synthetic + kornia photometric": (kornia_photometric(spec)(base, g), {}),
     }
     for run in [*artefacts["runs"][:1], *ablation_runs]:
-        name = run.variant if run.variant.startswith("refined") else f"refined, {run.variant}"
-        sets[name] = (run.refined[: ctx.n_base], run.preservation)
+        sets[run.image_set_name] = (run.refined[: ctx.n_base], run.preservation)
     extractor = artefacts["oracle_models"][0]
     extractor_name = f"{ctx.config.estimator.name} trained on labelled target images (seed {ctx.config.seed}), spatially pooled features"
     real_features = pooled_features(extractor, reference)

@@ -7,24 +7,22 @@ every row gets the same estimator, optimiser, steps and seeds, so rows differ on
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
 from benchmarks.context import BenchContext
-from simgan_toolkit.estimation import evaluate_estimator, train_estimator
-from simgan_toolkit.pipeline.estimators import new_estimator
+from simgan_toolkit.estimation import evaluate_estimator
+from simgan_toolkit.pipeline.estimators import ImageTransform, fit_estimator
 from simgan_toolkit.task import LabelledImages
 
-ImageTransform = Callable[[Tensor, torch.Generator], Tensor]
+__all__ = ["ImageTransform", "aggregate", "better", "score_row", "train_one"]
 
 
 def train_one(ctx: BenchContext, train: LabelledImages, seed: int, transform: ImageTransform | None = None) -> nn.Module:
-    """A fresh estimator (weights seeded by ``seed``) trained on ``train``."""
-    model = new_estimator(ctx.task, ctx.config, ctx.registry, ctx.device, seed)
-    train_estimator(ctx.task, model, train, ctx.config.estimator, seed, progress=False, image_transform=transform)
+    """A fresh estimator (weights seeded by ``seed``) trained on ``train``, as a run trains it."""
+    model, _ = fit_estimator(ctx.task, ctx.config, ctx.registry, ctx.device, train, seed, image_transform=transform)
     return model
 
 

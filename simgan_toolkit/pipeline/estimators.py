@@ -9,12 +9,13 @@ psi needs before SimGAN: rank 0 trains it and the other ranks load it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from simgan_toolkit.config import RunConfig
 from simgan_toolkit.data.sources import LABELLED_SIDES
@@ -27,6 +28,9 @@ from simgan_toolkit.pipeline.run import Run, stage
 from simgan_toolkit.plugin import Registry
 from simgan_toolkit.task import LabelledImages, Task
 from simgan_toolkit.training import distributed as dist_utils
+
+#: A label-free image transform applied to every training batch: ``(images, generator) -> images``.
+ImageTransform = Callable[[Tensor, torch.Generator], Tensor]
 
 #: The training sets the refinement verdict compares, trained with ``estimator.seeds`` seeds each.
 VERDICT_SETS = ("synthetic", "refined")
@@ -65,6 +69,20 @@ def new_estimator(task: Task, config: RunConfig, registry: Registry, device: tor
     return to_device(build_estimator(task, config.estimator, registry), device, config.channels_last)
 
 
+def fit_estimator(
+    task: Task, config: RunConfig, registry: Registry, device: torch.device, data: LabelledImages, seed: int,
+    *, progress: bool = False, desc: str = "estimator", image_transform: ImageTransform | None = None,
+) -> tuple[nn.Module, dict[str, float]]:
+    """A fresh estimator (:func:`new_estimator`, weights seeded by ``seed``) trained on ``data``
+    with ``config.estimator``'s budget: the one training call of runs and benchmarks alike.
+    ``image_transform`` (benchmarks' label-free baselines) is applied to every training batch.
+    Returns ``(model, fit)``, ``fit`` as :func:`~simgan_toolkit.estimation.train_estimator` returns it."""
+    model = new_estimator(task, config, registry, device, seed)
+    fit = train_estimator(task, model, data, config.estimator, seed, progress=progress, desc=desc,
+                          image_transform=image_transform)
+    return model, fit
+
+
 def check_estimator(run: Run) -> None:
     """Build the configured estimator once, before any long work, so that a wrong
     ``estimator.name`` or ``estimator.options`` fails in seconds rather than after SimGAN
@@ -95,11 +113,11 @@ def train_estimator_seed(
     result_path, model_path = est_dir / f"{name}.json", est_dir / f"{name}.pt"
     # Every training set starts from the same initial weights and batch order (per seed).
     seed = config.seed + seed_index
-    model = new_estimator(run.task, config, run.registry, run.device, seed)
     if run.resume and result_path.exists() and model_path.exists():
-        _load_weights(model, model_path, run.device)
+        model = _load_weights(new_estimator(run.task, config, run.registry, run.device, seed), model_path, run.device)
         return model, json.loads(result_path.read_text())
-    fit = train_estimator(run.task, model, data, config.estimator, seed, progress=run.progress, desc=f"estimator ({name})")
+    model, fit = fit_estimator(run.task, config, run.registry, run.device, data, seed, progress=run.progress,
+                               desc=f"estimator ({name})")
     metrics = evaluate_estimator(run.task, model, test)
     result = {"train_set": train_set, "seed": seed, "n_train": len(data), "metrics": metrics, **fit}
     save_estimator(model, config.estimator.name, estimator_options(run.task, config.estimator), model_path)
