@@ -86,8 +86,8 @@ SUITES: dict[str, Suite] = {
         profile="default",
         overrides={
             # Measured at 784436d: gaze 18 min, hand_depth 32 min side by side, over the 25-minute
-            # budget; the hand estimator now trains 150 of its 600 steps (it was 300: 41 hand
-            # estimator trainings were the long pole). See docs/benchmarks.md.
+            # budget; the hand estimator trains 150 steps here (it was 300; the default profile: 450): 41
+            # hand estimator trainings were the long pole). See docs/benchmarks.md.
             # The gaze estimator gets more small steps rather than fewer large ones: the same
             # images seen, far less seed-to-seed spread.
             # SimGAN runs 400 of the default profile's 1000 gaze iterations (17 refiners per

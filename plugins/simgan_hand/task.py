@@ -194,7 +194,10 @@ _HAND_LAYERS = ["conv7s4-96", "conv5s2-64", "pool3s2", "conv3s2-32", "conv1-32",
 
 #: Under 6 minutes on a 2-core CPU.
 _DEFAULT: dict[str, Any] = {
-    "refiner": {"width": 16, "blocks": 3, "kernel_size": 3, "output": "residual", "noise_channels": 1, "padding_mode": "replicate"},
+    # No noise map (the paper's refiner has none): with one, the refiner drew speckle on the
+    # nearest surfaces in some runs; without, every run changed only the edges, on all three
+    # hand targets (docs/hand.md, "What the training changes bought on hands").
+    "refiner": {"width": 16, "blocks": 3, "kernel_size": 3, "output": "residual", "noise_channels": 0, "padding_mode": "replicate"},
     # Batch norm and a long D pretraining: without them D stays near chance on the sensor
     # effects within a CPU budget (docs/hand.md, "How we got here", finding 2).
     "discriminator": {"layers": ["conv5s2-48", "conv3s2-32", "conv3-32", "conv1-32", "conv1-2"], "norm": "batch"},
@@ -213,7 +216,8 @@ _DEFAULT: dict[str, Any] = {
     # sets; the training set is resized to 64 px once, so steps are cheap (docs/hand.md).
     "estimator": {
         "name": "hourglass", "options": {"stacks": 2, "width": 64, "depth": 2, "input_size": 64, "heatmap_size": 16},
-        "steps": 600, "batch_size": 32, "lr": 2e-3,
+        # 450 steps (not 600) keeps the whole run under 6 minutes on a slow day (docs/hand.md).
+        "steps": 450, "batch_size": 32, "lr": 2e-3,
     },
 }
 
