@@ -29,9 +29,9 @@ import torch
 
 from simgan_hand.target_scene import ideal_sensor, simulate_target_hands
 from simgan_toolkit.config import build_config
-from simgan_toolkit.estimation import evaluate_estimator, train_estimator
+from simgan_toolkit.estimation import evaluate_estimator
 from simgan_toolkit.pipeline.data import SEED_OFFSETS
-from simgan_toolkit.pipeline.estimators import new_estimator
+from simgan_toolkit.pipeline.estimators import fit_estimator
 from simgan_toolkit.plugin import get_registry
 from simgan_toolkit.task import LabelledImages
 
@@ -58,8 +58,7 @@ def decompose(task_name: str, profile: str, seeds: int, overrides: list[str]) ->
         results[name] = []
         for seed in range(seeds):
             start = time.perf_counter()
-            model = new_estimator(task, config, registry, device, run_seed + seed)
-            train_estimator(task, model, train, config.estimator, run_seed + seed, progress=False)
+            model, _ = fit_estimator(task, config, registry, device, train, run_seed + seed)
             metrics = evaluate_estimator(task, model, test)
             results[name].append(metrics)
             print(f"{task_name:18s} {name:13s} seed {seed}: pck_5 {metrics['pck_5']:6.2f}  "
