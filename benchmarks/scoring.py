@@ -13,8 +13,8 @@ from typing import Any
 from torch import nn
 
 from benchmarks.context import BenchContext
-from simgan_toolkit.estimation import evaluate_estimator
-from simgan_toolkit.pipeline.estimators import ImageTransform, fit_estimator
+from simgan_toolkit.estimation import ImageTransform, evaluate_estimator
+from simgan_toolkit.pipeline.estimators import fit_estimator
 from simgan_toolkit.task import LabelledImages
 
 __all__ = ["ImageTransform", "aggregate", "better", "score_row", "train_one"]

@@ -2,6 +2,7 @@
 
 from simgan_toolkit.estimation.base import Estimator
 from simgan_toolkit.estimation.training import (
+    ImageTransform,
     build_estimator,
     estimator_options,
     evaluate_estimator,
@@ -10,4 +11,4 @@ from simgan_toolkit.estimation.training import (
     train_estimator,
 )
 
-__all__ = ["Estimator", "build_estimator", "estimator_options", "evaluate_estimator", "predict", "save_estimator", "train_estimator"]
+__all__ = ["Estimator", "ImageTransform", "build_estimator", "estimator_options", "evaluate_estimator", "predict", "save_estimator", "train_estimator"]

@@ -22,6 +22,10 @@ from simgan_toolkit.io import atomic_torch_save
 from simgan_toolkit.task import LabelledImages, Task
 from simgan_toolkit.training.optim import fused_option
 
+#: A label-free image transform applied to every training batch: ``(images, generator) -> images``
+#: (the benchmarks' noise and photometric baselines).
+ImageTransform = Callable[[Tensor, torch.Generator], Tensor]
+
 
 def build_estimator(task: Task, cfg: EstimatorConfig, registry: Any) -> nn.Module:
     """The configured estimator for ``task`` (from the plugin registry)."""
@@ -42,7 +46,7 @@ def train_estimator(
     *,
     progress: bool = True,
     desc: str = "estimator",
-    image_transform: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+    image_transform: ImageTransform | None = None,
 ) -> dict[str, float]:
     """Train ``model`` in place on ``train`` (already on the model's device) for ``cfg.steps``.
 

@@ -9,28 +9,31 @@ psi needs before SimGAN: rank 0 trains it and the other ranks load it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from simgan_toolkit.config import RunConfig
 from simgan_toolkit.data.sources import LABELLED_SIDES
 from simgan_toolkit.environment import to_device
 from simgan_toolkit.errors import DataError
-from simgan_toolkit.estimation import build_estimator, estimator_options, evaluate_estimator, save_estimator, train_estimator
+from simgan_toolkit.estimation import (
+    ImageTransform,
+    build_estimator,
+    estimator_options,
+    evaluate_estimator,
+    save_estimator,
+    train_estimator,
+)
 from simgan_toolkit.io import atomic_write_json
 from simgan_toolkit.pipeline.data import RunData
 from simgan_toolkit.pipeline.run import Run, stage
 from simgan_toolkit.plugin import Registry
 from simgan_toolkit.task import LabelledImages, Task
 from simgan_toolkit.training import distributed as dist_utils
-
-#: A label-free image transform applied to every training batch: ``(images, generator) -> images``.
-ImageTransform = Callable[[Tensor, torch.Generator], Tensor]
 
 #: The training sets the refinement verdict compares, trained with ``estimator.seeds`` seeds each.
 VERDICT_SETS = ("synthetic", "refined")
