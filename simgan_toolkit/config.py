@@ -289,8 +289,9 @@ class EstimatorConfig(_Strict):
         default_factory=lambda: ["synthetic", "refined", "target"]
     )
     #: Estimator seeds (``seed``, ``seed + 1``, ...) for the synthetic and refined training
-    #: sets. Their spread is the run's noise: the verdict says refinement helped only if it
-    #: beats that (simgan_toolkit.report.refinement_verdict). 1 turns the verdict off.
+    #: sets. Their spread (or, if larger, the test set's paired 95 % half-width) is the run's
+    #: noise: the verdict says refinement helped only if it beats that
+    #: (simgan_toolkit.report.refinement_verdict). 1 turns the verdict off.
     seeds: int = Field(2, ge=1)
 
 

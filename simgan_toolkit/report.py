@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+from torch import Tensor
+
 _ORDER = ("synthetic", "refined", "target")
 #: How a training set is named in results tables (the run's and the benchmark suite's rows).
 ROW_LABELS = {"synthetic": "synthetic", "refined": "refined (SimGAN)", "target": "labelled target (oracle)"}
@@ -23,27 +26,57 @@ def gap_closed(synthetic: float, method: float, oracle: float) -> float | None:
 
 
 #: How the verdict's noise is estimated, in the words the verdict line and docs use.
-NOISE_DEFINITION = "the larger max-min spread over estimator seeds of the two rows"
+NOISE_DEFINITION = (
+    "the larger of the estimator seeds' spread (max - min over seeds, the wider of the two rows) and the "
+    "test set's 95 % half-width (1.96 standard errors of the mean refined-minus-synthetic difference over "
+    "the same test images)"
+)
+#: The same, for a task that gives no per-image metric (Task.primary_metric_per_image).
+SEED_NOISE_DEFINITION = "the larger max-min spread over estimator seeds of the two rows"
 
 
-def refinement_verdict(synthetic: Sequence[float], refined: Sequence[float], lower_is_better: bool) -> dict[str, Any]:
+def paired_test_noise(synthetic: Sequence[Tensor], refined: Sequence[Tensor]) -> float:
+    """95 % half-width of the refined-minus-synthetic difference of the mean primary metric, from
+    test-set sampling alone: 1.96 * std(d) / sqrt(N) with d (N,) each test image's mean over
+    seeds of refined minus its mean over seeds of synthetic.
+
+    Paired (the rows are scored on the same images, so an image that is hard for both cancels
+    out); the normal approximation equals a paired bootstrap's for a mean. ``synthetic`` and
+    ``refined`` hold one (N,) tensor per estimator seed.
+    """
+    d = torch.stack(list(refined)).double().mean(0) - torch.stack(list(synthetic)).double().mean(0)
+    if len(d) < 2:
+        return 0.0
+    return float(1.96 * d.std() / len(d) ** 0.5)
+
+
+def refinement_verdict(
+    synthetic: Sequence[float], refined: Sequence[float], lower_is_better: bool,
+    per_image: tuple[Sequence[Tensor], Sequence[Tensor]] | None = None,
+) -> dict[str, Any]:
     """Did the refined row beat the synthetic row by more than the run's noise?
 
-    ``synthetic`` and ``refined`` hold the primary metric of each estimator seed. The noise is
-    the larger of the two rows' spreads (max - min over seeds); ``improvement`` is the refined
-    mean's advantage over the synthetic mean (positive = better, whatever the metric's
-    direction). Verdict: ``"helped"`` if improvement > noise, ``"worse"`` if improvement <
-    -noise, else ``"not beyond noise"``; ``"one seed"`` when a row has fewer than 2 seeds (no
-    noise estimate, no call made).
+    ``synthetic`` and ``refined`` hold the primary metric of each estimator seed;
+    ``per_image`` (optional) the same rows' (N,) per-test-image values, one tensor per seed.
+    The noise is the larger of ``seed_noise`` (the wider row's max - min over seeds) and
+    ``test_noise`` (:func:`paired_test_noise`, when ``per_image`` is given); ``improvement`` is
+    the refined mean's advantage over the synthetic mean (positive = better, whatever the
+    metric's direction). Verdict: ``"helped"`` if improvement > noise, ``"worse"`` if
+    improvement < -noise, else ``"not beyond noise"``; ``"one seed"`` when a row has fewer than
+    2 seeds (no estimate of the seeds' noise, no call made).
     """
-    out: dict[str, Any] = {"synthetic": list(synthetic), "refined": list(refined), "noise_definition": NOISE_DEFINITION}
+    definition = NOISE_DEFINITION if per_image is not None else SEED_NOISE_DEFINITION
+    out: dict[str, Any] = {"synthetic": list(synthetic), "refined": list(refined), "noise_definition": definition}
     if min(len(synthetic), len(refined)) < 2:
         return {**out, "verdict": "one seed"}
     syn_mean, ref_mean = sum(synthetic) / len(synthetic), sum(refined) / len(refined)
     improvement = syn_mean - ref_mean if lower_is_better else ref_mean - syn_mean
-    noise = max(max(synthetic) - min(synthetic), max(refined) - min(refined))
+    seed_noise = max(max(synthetic) - min(synthetic), max(refined) - min(refined))
+    test_noise = paired_test_noise(*per_image) if per_image is not None else None
+    noise = max(seed_noise, test_noise or 0.0)
     verdict = "helped" if improvement > noise else "worse" if improvement < -noise else "not beyond noise"
-    return {**out, "verdict": verdict, "synthetic_mean": syn_mean, "refined_mean": ref_mean, "improvement": improvement, "noise": noise}
+    return {**out, "verdict": verdict, "synthetic_mean": syn_mean, "refined_mean": ref_mean, "improvement": improvement,
+            "noise": noise, "seed_noise": seed_noise, "test_noise": test_noise}
 
 
 _VERDICT_WORDS = {
@@ -66,9 +99,13 @@ def verdict_line(summary: dict[str, Any]) -> str:
     metric = summary["primary_metric"]
     direction = "lower" if metric["lower_is_better"] else "higher"
     seeds = summary.get("estimator_seeds", [])
+    if v.get("test_noise") is None:  # the task gives no per-image metric (or the summary predates test_noise)
+        noise = f"noise = {SEED_NOISE_DEFINITION} = {v['noise']:.3f}"
+    else:
+        noise = (f"noise = {v['noise']:.3f}, the larger of the estimator seeds' spread ({v['seed_noise']:.3f}) "
+                 f"and the test set's 95 % half-width ({v['test_noise']:.3f})")
     return (f"Verdict: {_VERDICT_WORDS[v['verdict']]}: {metric['name']} refined {v['refined_mean']:.3f} vs synthetic "
-            f"{v['synthetic_mean']:.3f} ({direction} is better; means over estimator seeds {seeds}); "
-            f"noise = {NOISE_DEFINITION} = {v['noise']:.3f}.{see}")
+            f"{v['synthetic_mean']:.3f} ({direction} is better; means over estimator seeds {seeds}); {noise}.{see}")
 
 
 def full_effect_line(summary: dict[str, Any]) -> str | None:

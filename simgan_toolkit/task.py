@@ -196,6 +196,17 @@ class Task(ABC):
     def primary_metric(self) -> MetricSpec:
         """The metric the results table leads with."""
 
+    def primary_metric_per_image(self, prediction: Tensor, labels: dict[str, Tensor]) -> Tensor | None:
+        """(N,) the primary metric of each evaluation image, whose mean is the primary metric of
+        :meth:`estimator_metrics` (each image's angular error, each image's % of joints within
+        5 px, ...). The run's verdict uses it to measure the test set's share of the noise (a
+        paired comparison of the synthetic and refined estimators over the same test images).
+
+        None (the default): the primary metric is not a mean over images, or the task does not
+        say; the verdict's noise is then the estimator seeds' spread alone.
+        """
+        return None
+
     def augment(self, images: Tensor, labels: dict[str, Tensor], generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
         """Training-time augmentation for the estimator; must move labels with the image.
 
@@ -341,6 +352,9 @@ class DerivedTask(Task):
     @property
     def primary_metric(self) -> MetricSpec:
         return self.base.primary_metric
+
+    def primary_metric_per_image(self, prediction: Tensor, labels: dict[str, Tensor]) -> Tensor | None:
+        return self.base.primary_metric_per_image(prediction, labels)
 
     def augment(self, images: Tensor, labels: dict[str, Tensor], generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
         return self.base.augment(images, labels, generator)

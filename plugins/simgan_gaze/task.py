@@ -99,6 +99,10 @@ class GazeTask(Task):
     def primary_metric(self) -> MetricSpec:
         return MetricSpec("angular_error_deg", lower_is_better=True, unit="deg")
 
+    def primary_metric_per_image(self, prediction: Tensor, labels: dict[str, Tensor]) -> Tensor:
+        """(N,) each image's angular error in degrees (their mean is ``angular_error_deg``)."""
+        return angular_error_degrees(prediction.float(), labels["gaze"].float())
+
     # --- label preservation ---------------------------------------------------------------
     def label_preservation(self, synthetic: LabelledImages, refined: Tensor) -> dict[str, float]:
         shift = pupil_shift(synthetic.images, refined, synthetic.labels["pupil_centre"])

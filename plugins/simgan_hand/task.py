@@ -104,9 +104,13 @@ class HandDepthTask(Task):
         """(N, J, h, w) heatmap logits -> (N, J, 2) (u, v) in crop pixels (soft-argmax)."""
         return heatmap_to_crop(soft_argmax(prediction), SIZE, prediction.shape[-1])
 
+    def joint_errors(self, prediction: Tensor, labels: dict[str, Tensor]) -> Tensor:
+        """(N, J) distance in crop pixels between each predicted and labelled joint."""
+        return (self.predict_joints(prediction) - labels["joints_uvd"][..., :2].float()).norm(dim=-1)
+
     def estimator_metrics(self, prediction: Tensor, labels: dict[str, Tensor]) -> dict[str, float]:
         """``pck_5`` (% of joints within 5 px), ``mean_px_error``, and ``curve/pck_{d}`` for d = 0..20."""
-        errors = (self.predict_joints(prediction) - labels["joints_uvd"][..., :2].float()).norm(dim=-1)
+        errors = self.joint_errors(prediction, labels)
         curve = pck_curve(errors, PCK_MAX_PX)
         metrics = {"pck_5": float(curve[5]), "mean_px_error": float(errors.mean())}
         metrics.update({f"curve/pck_{d}": float(v) for d, v in enumerate(curve)})
@@ -120,6 +124,11 @@ class HandDepthTask(Task):
     @property
     def primary_metric(self) -> MetricSpec:
         return MetricSpec("pck_5", lower_is_better=False, unit="%")
+
+    def primary_metric_per_image(self, prediction: Tensor, labels: dict[str, Tensor]) -> Tensor:
+        """(N,) % of each image's joints within 5 px (every image has all 14 joints, so their
+        mean is ``pck_5``)."""
+        return (self.joint_errors(prediction, labels) <= 5).float().mean(dim=1) * 100
 
     def augment(self, images: Tensor, labels: dict[str, Tensor], generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
         """+/-20 degree rotation, 0.9-1.1 scale, +/-10 px shift; joints move with the image.

@@ -32,8 +32,9 @@ Run folder::
 
 The verdict: the synthetic and refined estimators are trained with ``estimator.seeds`` seeds
 (default 2); refinement "helped" only if the refined mean beats the synthetic mean by more than
-the noise, the larger max-min spread over seeds of the two rows
-(:func:`simgan_toolkit.report.refinement_verdict`).
+the noise: the larger of the two rows' max-min spread over seeds and, when the task gives its
+primary metric per test image, the 95 % half-width of the paired refined-minus-synthetic
+difference over the test images (:func:`simgan_toolkit.report.refinement_verdict`).
 
 Where each stage lives (each a top-level function, declared with :func:`~simgan_toolkit.pipeline.run.stage`
 to run on every rank or on rank 0 alone, which a benchmark can call as well):

@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from simgan_toolkit.config import RunConfig
 from simgan_toolkit.data.sources import LABELLED_SIDES
 from simgan_toolkit.environment import to_device
-from simgan_toolkit.errors import DataError
+from simgan_toolkit.errors import DataError, PluginError
 from simgan_toolkit.estimation import (
     ImageTransform,
     build_estimator,
     estimator_options,
-    evaluate_estimator,
+    predict,
     save_estimator,
     train_estimator,
 )
@@ -44,11 +44,14 @@ SYNTHETIC, REFINED, TARGET = "synthetic", "refined", "target"
 @dataclass
 class EstimatorResults:
     """What the estimator stages found: ``first_seed[set]`` is the first seed's result record
-    (``train_set``, ``seed``, ``n_train``, ``metrics``, fit statistics) and ``per_seed[set]``
-    the metrics of every seed."""
+    (``train_set``, ``seed``, ``n_train``, ``metrics``, fit statistics), ``per_seed[set]``
+    the metrics of every seed and ``per_image[set]`` every seed's (N,) primary metric per test
+    image (:meth:`~simgan_toolkit.task.Task.primary_metric_per_image`; absent when the task
+    does not provide it)."""
 
     first_seed: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_seed: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    per_image: dict[str, list[Tensor]] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """Training set -> its first seed's metrics."""
@@ -104,12 +107,35 @@ def _load_weights(model: nn.Module, path: Path, device: torch.device) -> nn.Modu
     return model
 
 
+def per_image_scores(task: Task, prediction: Tensor, test: LabelledImages, metrics: dict[str, float]) -> Tensor | None:
+    """The task's (N,) primary metric per test image, on the CPU; None if the task gives none.
+
+    Raises PluginError when their mean is not the primary metric of ``metrics``: the verdict's
+    test-set noise would then be measured on another quantity than the one the table shows.
+    """
+    values = task.primary_metric_per_image(prediction, test.labels)
+    if values is None:
+        return None
+    values = values.detach().float().cpu()
+    name = task.primary_metric.name
+    if values.shape != (len(test),) or abs(float(values.mean()) - metrics[name]) > 1e-3 * max(1.0, abs(metrics[name])):
+        raise PluginError(
+            f"task {task.name!r}: primary_metric_per_image must return one value per test image ({len(test)},) "
+            f"whose mean is the primary metric {name!r} = {metrics[name]:.6g}; got shape {tuple(values.shape)}"
+            + (f", mean {float(values.mean()):.6g}" if values.numel() else "")
+        )
+    return values
+
+
 def train_estimator_seed(
     run: Run, train_set: str, data: LabelledImages, test: LabelledImages, seed_index: int = 0,
-) -> tuple[nn.Module, dict[str, Any]]:
+) -> tuple[nn.Module, dict[str, Any], Tensor | None]:
     """Train (or, when resuming, reload) the estimator of seed ``config.seed + seed_index`` on
     one training set and score it on ``test``. Seed index 0 writes ``estimators/<set>.{pt,json}``,
-    index k ``estimators/<set>_seed<k>.{pt,json}``."""
+    index k ``estimators/<set>_seed<k>.{pt,json}``.
+
+    Returns ``(model, result record, per-image primary metric or None)``; the per-image values
+    are recomputed from the (re)loaded model, so a resumed run has them too."""
     config = run.config
     est_dir = run.out / "estimators"
     name = train_set if seed_index == 0 else f"{train_set}_seed{seed_index}"
@@ -118,14 +144,17 @@ def train_estimator_seed(
     seed = config.seed + seed_index
     if run.resume and result_path.exists() and model_path.exists():
         model = _load_weights(new_estimator(run.task, config, run.registry, run.device, seed), model_path, run.device)
-        return model, json.loads(result_path.read_text())
+        result = json.loads(result_path.read_text())
+        return model, result, per_image_scores(run.task, predict(model, test.images), test, result["metrics"])
     model, fit = fit_estimator(run.task, config, run.registry, run.device, data, seed, progress=run.progress,
                                desc=f"estimator ({name})")
-    metrics = evaluate_estimator(run.task, model, test)
+    prediction = predict(model, test.images)
+    metrics = run.task.estimator_metrics(prediction, test.labels)
+    scores = per_image_scores(run.task, prediction, test, metrics)
     result = {"train_set": train_set, "seed": seed, "n_train": len(data), "metrics": metrics, **fit}
     save_estimator(model, config.estimator.name, estimator_options(run.task, config.estimator), model_path)
     atomic_write_json(result_path, result)
-    return model, result
+    return model, result, scores
 
 
 def train_estimator_seeds(run: Run, train_set: str, data: LabelledImages, test: LabelledImages,
@@ -149,7 +178,9 @@ def train_estimator_seeds(run: Run, train_set: str, data: LabelledImages, test: 
             f"({', '.join(f'data.{k}.path {v!r}' for k, v in disk_labelled.items())}); labels present: {have}"
         ) from None
     results.first_seed[train_set] = fits[0][1]
-    results.per_seed[train_set] = [r["metrics"] for _, r in fits]
+    results.per_seed[train_set] = [r["metrics"] for _, r, _ in fits]
+    if all(scores is not None for _, _, scores in fits):
+        results.per_image[train_set] = [scores for _, _, scores in fits]
     return fits[0][0]
 
 

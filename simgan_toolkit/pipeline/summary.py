@@ -31,7 +31,11 @@ def verdict(run: Run, results: EstimatorResults) -> dict[str, Any] | None:
     if not set(VERDICT_SETS) <= set(results.per_seed):
         return None
     primary = run.task.primary_metric
-    return refinement_verdict(*([m[primary.name] for m in results.per_seed[s]] for s in VERDICT_SETS), primary.lower_is_better)
+    per_image = None
+    if set(VERDICT_SETS) <= set(results.per_image):
+        per_image = tuple(results.per_image[s] for s in VERDICT_SETS)
+    return refinement_verdict(*([m[primary.name] for m in results.per_seed[s]] for s in VERDICT_SETS),
+                              primary.lower_is_better, per_image)
 
 
 def last_sample_grid(out: Path) -> str | None:

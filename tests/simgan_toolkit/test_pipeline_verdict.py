@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from simgan_toolkit.config import build_config
+from simgan_toolkit.errors import PluginError
 from simgan_toolkit.pipeline import run_pipeline
 from simgan_toolkit.plugin import Entry, PluginManager, Registry
 from simgan_toolkit.report import verdict_line
@@ -61,6 +62,8 @@ def test_two_estimator_seeds_give_a_verdict_and_a_default_run_names_the_full_pro
     assert verdict["synthetic"] == [m["error_px"] for m in per_seed["synthetic"]]
     assert verdict["refined"] == [m["error_px"] for m in per_seed["refined"]]
     assert verdict["verdict"] in {"helped", "not beyond noise", "worse"}
+    # the plugin gives its metric per image: the noise counts the test set's share as well
+    assert verdict["test_noise"] > 0 and verdict["noise"] == max(verdict["seed_noise"], verdict["test_noise"])
     assert summary["sample_grid"] == "samples/step_000010.png" and (out / summary["sample_grid"]).exists()
     assert summary["full_effect_profile"] == "smoke"
     # printed: the table, then the verdict line, then (a default run) the full-effect line
@@ -70,6 +73,7 @@ def test_two_estimator_seeds_give_a_verdict_and_a_default_run_names_the_full_pro
 
     again, _ = _run(spots_registry, out, "spots_full", "default", resume=True)
     assert again["estimators_per_seed"] == per_seed  # every seed's estimator reloaded, not retrained
+    assert again["refinement_verdict"] == verdict  # per-image scores recomputed from the reloaded models
 
 
 def test_one_estimator_seed_says_the_verdict_is_off(spots_registry, tmp_path):
@@ -88,3 +92,31 @@ def test_no_verdict_without_both_rows_and_no_full_effect_line_for_a_task_that_na
     assert summary["refinement_verdict"] is None and summary["full_effect_profile"] is None
     assert set(summary["estimators_per_seed"]) == {"refined"} and len(summary["estimators_per_seed"]["refined"]) == 2
     assert table[-1] == "Verdict: not measured (needs 'synthetic' and 'refined' in estimator.train_on). Look at samples/step_000010.png in the run folder."
+
+
+def _error_px(self, prediction, labels):
+    return {"error_px": float((prediction - labels["centre"]).norm(dim=1).mean())}
+
+
+def _spots_with_per_image(registry: Registry, name: str, per_image) -> None:
+    """Register ``name``: the spots task whose primary_metric_per_image is ``per_image`` (its
+    metrics computed without it)."""
+    base = type(registry.create("task", "spots"))
+    members = {"name": name, "primary_metric_per_image": per_image, "estimator_metrics": _error_px}
+    registry.add(Entry("task", name, type(name, (base,), members), "tests"))
+
+
+def test_a_task_without_per_image_metrics_gets_the_seed_noise_alone(spots_registry, tmp_path):
+    _spots_with_per_image(spots_registry, "spots_no_per_image", lambda self, prediction, labels: None)
+    summary, table = _run(spots_registry, tmp_path / "run", "spots_no_per_image", "default")
+    verdict = summary["refinement_verdict"]
+    assert verdict["test_noise"] is None and verdict["noise"] == verdict["seed_noise"]
+    assert "noise = the larger max-min spread over estimator seeds of the two rows = " in table[-1]
+
+
+def test_per_image_metrics_that_do_not_average_to_the_primary_metric_stop_the_run(spots_registry, tmp_path):
+    _spots_with_per_image(spots_registry, "spots_bad_per_image",
+                          lambda self, prediction, labels: (prediction - labels["centre"]).norm(dim=1) + 1.0)
+    with pytest.raises(PluginError, match=r"task 'spots_bad_per_image': primary_metric_per_image must return one value "
+                                          r"per test image \(\d+,\) whose mean is the primary metric 'error_px'"):
+        _run(spots_registry, tmp_path / "run", "spots_bad_per_image", "default")

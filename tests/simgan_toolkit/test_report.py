@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+import torch
+
 from simgan_toolkit.report import (
     NOISE_DEFINITION,
+    SEED_NOISE_DEFINITION,
     format_results_table,
     full_effect_line,
     gap_closed,
+    paired_test_noise,
     refinement_verdict,
     verdict_line,
 )
@@ -104,7 +108,8 @@ def test_verdict_helped_lower_is_better():
     assert v["verdict"] == "helped"
     assert (v["synthetic_mean"], v["refined_mean"]) == (11.0, 8.25)
     assert v["improvement"] == pytest.approx(2.75) and v["noise"] == pytest.approx(2.0)
-    assert (v["synthetic"], v["refined"], v["noise_definition"]) == ([10.0, 12.0], [8.0, 8.5], NOISE_DEFINITION)
+    assert (v["synthetic"], v["refined"], v["noise_definition"]) == ([10.0, 12.0], [8.0, 8.5], SEED_NOISE_DEFINITION)
+    assert (v["seed_noise"], v["test_noise"]) == (2.0, None)
 
 
 def test_verdict_not_beyond_noise():
@@ -137,7 +142,46 @@ def test_verdict_three_seeds_noise_is_max_minus_min():
 
 def test_verdict_one_seed_makes_no_call():
     v = refinement_verdict([10.0], [5.0], lower_is_better=True)
-    assert v == {"synthetic": [10.0], "refined": [5.0], "noise_definition": NOISE_DEFINITION, "verdict": "one seed"}
+    assert v == {"synthetic": [10.0], "refined": [5.0], "noise_definition": SEED_NOISE_DEFINITION, "verdict": "one seed"}
+
+
+def _t(*values):
+    return torch.tensor(values)
+
+
+def test_paired_test_noise_by_hand():
+    # per image, mean over seeds: synthetic [2, 2, 2, 4], refined [1, 1, 1, 2] -> d = [-1, -1, -1, -2]
+    # std(d) (n - 1) = sqrt((3 * 0.25**2 + 0.75**2) / 3) = 0.5 -> 1.96 * 0.5 / sqrt(4) = 0.49
+    synthetic = [_t(1.0, 2.0, 3.0, 4.0), _t(3.0, 2.0, 1.0, 4.0)]
+    refined = [_t(0.0, 1.0, 1.0, 2.0), _t(2.0, 1.0, 1.0, 2.0)]
+    assert paired_test_noise(synthetic, refined) == pytest.approx(0.49)
+    # paired: a constant shift between the rows has no test noise, however spread the images are
+    assert paired_test_noise([_t(0.0, 10.0, 50.0)], [_t(1.0, 11.0, 51.0)]) == pytest.approx(0.0)
+    assert paired_test_noise([_t(3.0)], [_t(1.0)]) == 0.0  # one image: no estimate
+
+
+def test_verdict_noise_is_the_larger_of_seed_spread_and_test_noise():
+    # seeds agree exactly (seed noise 0): synthetic means 2, 2; refined 1, 1: improvement 1.
+    # d = [0, 0, 0, -4]: std 2 -> test noise 1.96 * 2 / 2 = 1.96 > 1: no call
+    synthetic, refined = [_t(0.0, 0.0, 0.0, 8.0)] * 2, [_t(0.0, 0.0, 0.0, 4.0)] * 2
+    v = refinement_verdict([2.0, 2.0], [1.0, 1.0], True, (synthetic, refined))
+    assert v["verdict"] == "not beyond noise" and v["noise_definition"] == NOISE_DEFINITION
+    assert (v["seed_noise"], v["test_noise"], v["noise"]) == (0.0, pytest.approx(1.96), pytest.approx(1.96))
+    assert refinement_verdict([2.0, 2.0], [1.0, 1.0], True)["verdict"] == "helped"  # seeds alone would call it
+    # the seeds' spread wins when it is the larger: by-hand case above, seed noise 0.5 > test noise 0.49
+    v = refinement_verdict([2.5, 2.5], [1.0, 1.5], True, ([_t(1.0, 2.0, 3.0, 4.0), _t(3.0, 2.0, 1.0, 4.0)],
+                                                          [_t(0.0, 1.0, 1.0, 2.0), _t(2.0, 1.0, 1.0, 2.0)]))
+    assert v["noise"] == 0.5 and v["test_noise"] == pytest.approx(0.49) and v["verdict"] == "helped"
+
+
+def test_verdict_line_names_both_noises_when_the_task_gives_per_image_metrics():
+    synthetic, refined = [_t(0.0, 0.0, 0.0, 8.0)] * 2, [_t(0.0, 0.0, 0.0, 4.0)] * 2
+    summary = _summary(refinement_verdict=refinement_verdict([2.0, 2.0], [1.0, 1.0], True, (synthetic, refined)),
+                       estimator_seeds=[0, 1])
+    assert verdict_line(summary) == (
+        "Verdict: refinement did not help beyond the noise: err refined 1.000 vs synthetic 2.000 (lower is better; "
+        "means over estimator seeds [0, 1]); noise = 1.960, the larger of the estimator seeds' spread (0.000) and the "
+        "test set's 95 % half-width (1.960).")
 
 
 def _verdict_summary(synthetic, refined, lower=True, **over):

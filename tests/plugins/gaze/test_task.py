@@ -29,6 +29,8 @@ def test_metrics_hand_computed():
     metrics = task.estimator_metrics(pred * 3.0, {"gaze": truth})  # scale must not matter
     assert metrics["angular_error_deg"] == pytest.approx(sum(angles) / 4, abs=1e-3)
     assert metrics["within_7deg_pct"] == pytest.approx(50.0)
+    per_image = task.primary_metric_per_image(pred * 3.0, {"gaze": truth})
+    torch.testing.assert_close(per_image, torch.tensor(angles), atol=1e-3, rtol=0)
 
 
 def test_loss_is_l2_on_gaze_vector():

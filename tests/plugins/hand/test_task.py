@@ -48,6 +48,19 @@ def test_metrics_hand_computed():
     assert metrics["curve/pck_8"] == pytest.approx(100.0)
 
 
+def test_per_image_pck_hand_computed_and_its_mean_is_pck_5():
+    task = HandDepthTask()
+    uv = torch.full((2, NUM_JOINTS, 2), 100.0)
+    predicted = uv.clone()
+    predicted[0, :7, 0] += 3.0  # image 0: 7 joints 3 px off, 7 joints 8 px off: 50 % within 5 px
+    predicted[0, 7:, 1] += 8.0
+    predicted[1, :, 1] += 8.0  # image 1: every joint 8 px off: none
+    heatmaps, labels = _perfect_heatmaps(predicted, size=224), _labels(uv)
+    per_image = task.primary_metric_per_image(heatmaps, labels)
+    torch.testing.assert_close(per_image, torch.tensor([50.0, 0.0]), atol=1e-4, rtol=0)
+    assert float(per_image.mean()) == pytest.approx(task.estimator_metrics(heatmaps, labels)["pck_5"])
+
+
 def test_augment_moves_joints_with_the_image():
     images = torch.ones(1, 1, SIZE, SIZE)
     images[0, 0, 40, 150] = -1.0  # a marker at (u=150, v=40)
