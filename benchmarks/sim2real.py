@@ -76,14 +76,15 @@ def run_sim2real(ctx: BenchContext) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def add_gap_closed(ctx: BenchContext, rows: dict[str, dict[str, Any]], reference: dict[str, dict[str, Any]] | None = None) -> None:
-    """Add ``gap_closed`` (fraction of the synthetic-to-oracle gap, primary metric, on means)
-    to every row; ``reference`` holds the synthetic and oracle rows when ``rows`` lacks them."""
+    """Add ``gap_closed`` (fraction of the synthetic-to-oracle gap, primary metric, on means;
+    None when the oracle is not better than synthetic) to every row; ``reference`` holds the
+    synthetic and oracle rows when ``rows`` lacks them."""
     ref = reference or rows
-    metric = ctx.task.primary_metric.name
-    low = ref[SYNTHETIC_ROW]["mean"][metric]
-    high = ref[ORACLE_ROW]["mean"][metric]
+    metric = ctx.task.primary_metric
+    low = ref[SYNTHETIC_ROW]["mean"][metric.name]
+    high = ref[ORACLE_ROW]["mean"][metric.name]
     for row in rows.values():
-        row["gap_closed"] = gap_closed(low, row["mean"][metric], high)
+        row["gap_closed"] = gap_closed(low, row["mean"][metric.name], high, metric.lower_is_better)
 
 
 def _said(ctx: BenchContext, name: str, row: dict[str, Any]) -> None:

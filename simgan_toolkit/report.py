@@ -14,13 +14,15 @@ _ORDER = ("synthetic", "refined", "target")
 ROW_LABELS = {"synthetic": "synthetic", "refined": "refined (SimGAN)", "target": "labelled target (oracle)"}
 
 
-def gap_closed(synthetic: float, method: float, oracle: float) -> float | None:
+def gap_closed(synthetic: float, method: float, oracle: float, lower_is_better: bool | None = None) -> float | None:
     """Share of the synthetic-to-oracle gap that ``method`` closes (1 = reaches the oracle).
 
-    Works for lower- and higher-is-better metrics alike; None when there is no gap.
+    Works for lower- and higher-is-better metrics alike; None when there is no gap, and, given
+    the metric's direction, also when the oracle is not better than synthetic (a share of a
+    gap that points the wrong way would read as a large gain or loss).
     """
     gap = oracle - synthetic
-    if abs(gap) < 1e-12:
+    if abs(gap) < 1e-12 or (lower_is_better is not None and (gap > 0) == lower_is_better):
         return None
     return (method - synthetic) / gap
 
@@ -146,7 +148,8 @@ def format_results_table(summary: dict[str, Any]) -> str:
     for row in rows:
         cells = [ROW_LABELS.get(row, row), *(f"{estimators[row][m]:.3f}" for m in metric_names)]
         if has_gap:
-            g = gap_closed(estimators["synthetic"][primary], estimators[row][primary], estimators["target"][primary])
+            g = gap_closed(estimators["synthetic"][primary], estimators[row][primary], estimators["target"][primary],
+                           summary["primary_metric"]["lower_is_better"])
             cells.append("-" if g is None else f"{100 * g:.0f}%".replace("-0%", "0%"))
         cells.append(str(seed_counts[row]))
         lines.append(cells)

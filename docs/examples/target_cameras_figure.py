@@ -57,7 +57,8 @@ def main() -> None:
     _grid(gaze, IMAGES / "gaze_target_cameras.png", (1.3, 0.9))
     n = 6
     hand = [
-        ("simulator", simulate_hands(n, g(), scene="hand_arm_wall")[0]),
+        ("simulator\n(hand_depth)", simulate_hands(n, g(), scene="randomised")[0]),
+        ("simulator\n(hand_depth_wall)", simulate_hands(n, g(), scene="hand_arm_wall")[0]),
         ("Kinect", simulate_kinect_hands(n, g())[0]),
         ("ToF", simulate_tof_hands(n, g())[0]),
         ("stereo", simulate_stereo_hands(n, g())[0]),

@@ -1,7 +1,8 @@
 """Entry-point module of the hand plugin: the ``hand_depth`` tasks and the ``nyu_hand`` dataset format.
 
-``hand_depth`` (and ``hand_depth_bare``) use the Kinect-like target; ``hand_depth_tof`` and
-``hand_depth_stereo`` the same scene through a time-of-flight and an active stereo camera.
+``hand_depth`` (and ``hand_depth_wall``, ``hand_depth_bare``, whose simulators render less
+context) use the Kinect-like target; ``hand_depth_tof`` and ``hand_depth_stereo`` are
+``hand_depth`` with the same scene seen through a time-of-flight and an active stereo camera.
 
 Imports stay cheap: the task is built by a factory, and the loader is registered by its
 ``"module:Class"`` path, imported only when the format is used.
@@ -35,8 +36,13 @@ def _hand_depth_camera(camera: str, name: str) -> Any:
 def simgan_register_tasks(register: Register) -> None:
     register.task(
         "hand_depth",
+        lambda: _hand_depth("randomised"),
+        description="224x224 hand depth, 14 NYU joints: simulator (hand, bent forearm, wall or table, randomised) vs Kinect-like target",
+    )
+    register.task(
+        "hand_depth_wall",
         lambda: _hand_depth("hand_arm_wall"),
-        description="224x224 hand depth, 14 NYU joints: simulator (hand, forearm, wall) vs Kinect-like target",
+        description="as hand_depth, but the simulator renders a straight forearm and, in half the images, a wall facing the camera",
     )
     register.task(
         "hand_depth_bare",

@@ -249,6 +249,13 @@ class Primitives:
     ellipsoid_axes: Tensor
     ellipsoid_radii: Tensor
 
+    @classmethod
+    def capsules(cls, a: Tensor, b: Tensor, radius: Tensor) -> Primitives:
+        """Capsules only (no ellipsoid): ends ``a``, ``b`` (N, K, 3) and radii (N, K)."""
+        n, dev = a.shape[0], a.device
+        empty3 = torch.zeros(n, 0, 3, device=dev)
+        return cls(a, b, radius, empty3, torch.zeros(n, 0, 3, 3, device=dev), empty3)
+
     def __len__(self) -> int:
         return int(self.capsule_a.shape[0])
 
@@ -552,3 +559,37 @@ def mask_outside_frame(depth_mm: Tensor, crop: CropParams) -> Tensor:
 def render_hand_depth_mm(pose: HandPose, crop: CropParams, joints: Tensor | None = None) -> Tensor:
     """Clean hand depth (N, 1, S, S) in mm through the given crops; inf where no hand."""
     return render_primitives(hand_primitives(pose, joints), crop)
+
+
+def render_plane_depth(normal: Tensor, offset: Tensor, crop: CropParams) -> Tensor:
+    """Depth (N, 1, S, S) in mm of planes ``normal . p = offset`` seen through the crops; inf
+    where a ray does not meet the plane in front of the camera."""
+    rx, ry = crop.pixel_rays()
+    nx, ny, nz = (normal[:, k].view(-1, 1, 1) for k in range(3))
+    nd = nx * rx + (ny * ry + nz)
+    t = offset.view(-1, 1, 1) / nd
+    ok = (nd > 1e-6) & (t > 0)
+    z = torch.where(ok, t, torch.full_like(t, math.inf)).unsqueeze(1)
+    return mask_outside_frame(z, crop)
+
+
+def wall_normal(tilt_x: Tensor, tilt_y: Tensor) -> Tensor:
+    """(N, 3) unit normals of walls facing the camera, tilted by ``tilt_x`` about the image's x
+    axis and ``tilt_y`` about its y axis, (N,) radians (0, 0: the normal is the optical axis)."""
+    return torch.stack([torch.sin(tilt_y) * torch.cos(tilt_x), -torch.sin(tilt_x), torch.cos(tilt_y) * torch.cos(tilt_x)], dim=1)
+
+
+def table_normal(elevation: Tensor, roll: Tensor) -> Tensor:
+    """(N, 3) unit normals of tables under the hand (pointing down, y, and away from the camera)
+    seen from ``elevation`` above the line of sight and rolled by ``roll``, (N,) radians."""
+    return torch.stack(
+        [-torch.sin(roll) * torch.cos(elevation), torch.cos(roll) * torch.cos(elevation), torch.sin(elevation)], dim=1
+    )
+
+
+def plane_offset_behind(joints: Tensor, normal: Tensor, scale: Tensor, gap: Tensor) -> Tensor:
+    """(N,) offsets of planes ``normal . p = offset`` (normal (N, 3)) that keep ``gap`` (N, 1) mm
+    clear of the hand: beyond its farthest joint (N, J, 3) along the normal plus a 12 mm skin
+    margin scaled with the hand (``scale`` (N, 1)); at least 1 mm."""
+    reach = (joints * normal.unsqueeze(1)).sum(-1).amax(dim=1, keepdim=True) + 12.0 * scale
+    return (reach + gap).clamp_min(1.0).squeeze(1)

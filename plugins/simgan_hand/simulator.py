@@ -11,11 +11,19 @@ the simulator's own simple context:
     with a forearm stub (e.g. LibHand) render it;
 ``"hand_arm_wall"``
     plus, in half of the images, a wall facing the camera 20-200 mm behind the hand.
+``"randomised"``
+    domain randomisation of the context: a hand model whose soft tissue varies (finger and
+    palm thickness, knuckle bumps, :func:`random_hand_shape`), a forearm bent at the wrist with
+    a random thickness (:func:`random_forearm`), and in most images a plane (a tilted wall
+    behind or a table under the hand, :func:`random_plane`). Its ranges are generic (what a
+    capture room may contain), not measured on any one target, and wider than the built-in
+    targets' scene.
 
 No sensor effects: every pixel holds the exact depth of the nearest surface or the far value.
-The context is deliberately cruder than the target's (:mod:`simgan_hand.kinect`: bent wrist,
-two-part forearm, tilted walls and tables): it is what a simulator author knows about the
-scene without measuring it.
+The first three contexts are deliberately cruder than the targets' (:mod:`simgan_hand.target_scene`:
+bent wrist, two-part forearm, tilted walls and tables): they are what a simulator author knows
+about the scene without measuring it. ``"randomised"`` is what one does about not knowing it:
+cover a broad range of it (docs/hand.md, "Where the gap comes from").
 
 Labels (the same for the Kinect-like target given the same generator state):
 
@@ -44,29 +52,40 @@ from simgan_hand.render import (
     CropParams,
     Primitives,
     crop_for_pose,
+    hand_primitives,
     mask_outside_frame,
+    plane_offset_behind,
     render_hand_depth_mm,
+    render_plane_depth,
     render_primitives,
+    table_normal,
+    wall_normal,
 )
 from simgan_hand.skeleton import (
     DEFAULT_CUBE_MM,
     NYU_INTRINSICS,
     CameraIntrinsics,
     HandPose,
+    bent_forearm_direction,
     check_count,
     check_generator,
     forward_kinematics,
     sample_hand_pose,
     select_nyu_joints,
+    uniform,
 )
 
 
-Scene = Literal["hand", "hand_arm", "hand_arm_wall"]
-#: What the simulator can render around the hand, from the bare hand model to a simple scene.
-SCENES: tuple[str, ...] = ("hand", "hand_arm", "hand_arm_wall")
+Scene = Literal["hand", "hand_arm", "hand_arm_wall", "randomised"]
+#: What the simulator can render around the hand, from the bare hand model to a randomised scene.
+SCENES: tuple[str, ...] = ("hand", "hand_arm", "hand_arm_wall", "randomised")
+#: Scenes that draw random numbers (need a generator).
+RANDOM_SCENES: tuple[str, ...] = ("hand_arm_wall", "randomised")
 #: Forearm capsule of the reference hand (scaled with the hand): radius and length, mm.
 FOREARM_RADIUS_MM = 24.0
 FOREARM_LENGTH_MM = 260.0
+#: Wrist-to-end length of the ``"randomised"`` scene's forearm (scaled with the hand), mm.
+FOREARM_LENGTH_MM_RANDOMISED = 280.0
 
 
 def hand_labels(
@@ -89,15 +108,7 @@ def simulator_forearm(pose: HandPose, joints: Tensor) -> Primitives:
     s = pose.scale.view(n, 1)
     proximal = (pose.rotation @ torch.tensor([0.0, -1.0, 0.0], device=dev).view(1, 3, 1)).squeeze(-1)
     wrist = joints[:, 0]
-    empty3 = torch.zeros(n, 0, 3, device=dev)
-    return Primitives(
-        capsule_a=wrist.unsqueeze(1),
-        capsule_b=(wrist + FOREARM_LENGTH_MM * s * proximal).unsqueeze(1),
-        capsule_radius=FOREARM_RADIUS_MM * s,
-        ellipsoid_centre=empty3,
-        ellipsoid_axes=torch.zeros(n, 0, 3, 3, device=dev),
-        ellipsoid_radii=empty3,
-    )
+    return Primitives.capsules(wrist.unsqueeze(1), (wrist + FOREARM_LENGTH_MM * s * proximal).unsqueeze(1), FOREARM_RADIUS_MM * s)
 
 
 def simulator_wall_mm(joints: Tensor, crop: CropParams, generator: torch.Generator) -> Tensor:
@@ -111,6 +122,72 @@ def simulator_wall_mm(joints: Tensor, crop: CropParams, generator: torch.Generat
     return mask_outside_frame(wall, crop)
 
 
+def random_hand_shape(n: int, generator: torch.Generator, device: torch.device) -> dict[str, Tensor]:
+    """Per-image soft-tissue factors of the hand model (keyword arguments of
+    :func:`simgan_hand.render.hand_primitives`): finger radius x U(0.95, 1.15), palm thickness
+    x U(0.95, 1.3), knuckle bumps in half of the hands (x U(0.9, 1.15) of the bone radius).
+    Hands differ in flesh, not in skeleton: the joints (labels) do not move. Draws 4 numbers
+    per image."""
+    g = generator
+    bumps = torch.rand((n,), generator=g, device=device) < 0.5
+    return {
+        "finger_radius": uniform((n,), 0.95, 1.15, g, device),
+        "palm_thickness": uniform((n,), 0.95, 1.3, g, device),
+        "knuckles": torch.where(bumps, uniform((n,), 0.9, 1.15, g, device), torch.zeros(n, device=device)),
+    }
+
+
+def random_forearm(pose: HandPose, joints: Tensor, generator: torch.Generator) -> Primitives:
+    """Two capsules (N, 2) per hand: a wrist part and a thicker forearm, bent at the wrist.
+
+    The arm leaves the wrist along the hand's proximal axis turned by a flexion of U(-40, 40)
+    degrees and a deviation of U(-20, 20) degrees; the wrist part is U(70, 120) mm long with a
+    radius of U(19, 27) mm, the forearm reaches 280 mm with x U(1.0, 1.45) that radius (all
+    scaled with the hand). Draws 5 numbers per image."""
+    n, dev, g = len(pose), pose.device, generator
+    s = pose.scale.view(n, 1)
+    d = bent_forearm_direction(pose, 40.0, 20.0, g)
+    wrist = joints[:, 0]
+    elbow_side = wrist + uniform((n, 1), 70.0, 120.0, g, dev) * s * d
+    r_wrist = uniform((n, 1), 19.0, 27.0, g, dev) * s
+    r_arm = r_wrist * uniform((n, 1), 1.0, 1.45, g, dev)
+    return Primitives.capsules(torch.stack([wrist, elbow_side], dim=1),
+                               torch.stack([elbow_side, wrist + FOREARM_LENGTH_MM_RANDOMISED * s * d], dim=1),
+                               torch.cat([r_wrist, r_arm], dim=1))
+
+
+def random_plane(pose: HandPose, joints: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """A plane near each hand, present in 90 % of the images: unit normal (N, 3) and offset (N,)
+    mm of ``{p : normal . p = offset}`` (offset inf where there is none).
+
+    Half are walls behind the hand tilted by U(-35, 35) degrees about both image axes, half are
+    tables under it seen from U(5, 65) degrees above with a roll of U(-20, 20) degrees. The
+    plane keeps U(5, 220) mm clear of the hand's surface (its farthest joint along the normal
+    plus a 12 mm skin margin, scaled with the hand), so it never hides the hand; it may hide
+    part of the forearm, as a table does. Draws 7 numbers per image."""
+    n, dev, g = len(pose), pose.device, generator
+    s = pose.scale.view(n, 1)
+    present = torch.rand((n,), generator=g, device=dev) < 0.9
+    wall = torch.rand((n, 1), generator=g, device=dev) < 0.5
+    ax, ay = (torch.deg2rad(uniform((n,), -35.0, 35.0, g, dev)) for _ in range(2))
+    walls = wall_normal(ax, ay)
+    elevation = torch.deg2rad(uniform((n,), 5.0, 65.0, g, dev))
+    roll = torch.deg2rad(uniform((n,), -20.0, 20.0, g, dev))
+    normal = torch.where(wall, walls, table_normal(elevation, roll))
+    offset = plane_offset_behind(joints, normal, s, uniform((n, 1), 5.0, 220.0, g, dev))
+    return normal, torch.where(present, offset, torch.full_like(offset, math.inf))
+
+
+def render_randomised_context_mm(pose: HandPose, crop: CropParams, joints: Tensor, generator: torch.Generator) -> Tensor:
+    """Depth (N, 1, S, S) mm of the ``"randomised"`` scene: hand, forearm and plane (z-buffer)."""
+    hand = render_primitives(hand_primitives(pose, joints, **random_hand_shape(len(pose), generator, pose.device)), crop)
+    forearm = render_primitives(random_forearm(pose, joints, generator), crop)
+    normal, offset = random_plane(pose, joints, generator)
+    plane = render_plane_depth(normal, offset, crop)
+    plane = torch.where(torch.isfinite(offset).view(-1, 1, 1, 1), plane, torch.full_like(plane, math.inf))
+    return torch.minimum(torch.minimum(hand, forearm), plane)
+
+
 def render_synthetic(
     pose: HandPose,
     crop: CropParams,
@@ -121,20 +198,22 @@ def render_synthetic(
 ) -> Tensor:
     """Clean simulator crops (N, 1, S, S) in [-1, 1] of the given hands (+1 = far/background).
 
-    ``scene`` is one of :data:`SCENES`; ``"hand_arm_wall"`` needs ``generator`` (wall draws).
+    ``scene`` is one of :data:`SCENES`; those of :data:`RANDOM_SCENES` need ``generator``.
     """
     if len(pose) == 0:
         raise ValueError("pose holds no hands; need at least one to render")
     if scene not in SCENES:
         raise ValueError(f"scene must be one of {SCENES}, got {scene!r}")
+    if scene in RANDOM_SCENES and generator is None:
+        raise ValueError(f"scene {scene!r} needs a generator for its random context")
     if joints is None:
         joints = forward_kinematics(pose)
+    if scene == "randomised":
+        return crop.depth_to_image(render_randomised_context_mm(pose, crop, joints, generator))
     depth = render_hand_depth_mm(pose, crop, joints)
     if scene != "hand":
         depth = torch.minimum(depth, render_primitives(simulator_forearm(pose, joints), crop))
     if scene == "hand_arm_wall":
-        if generator is None:
-            raise ValueError("scene 'hand_arm_wall' needs a generator for the wall")
         depth = torch.minimum(depth, simulator_wall_mm(joints, crop, generator))
     return crop.depth_to_image(depth)
 

@@ -272,11 +272,25 @@ def global_rotation(roll: Tensor, tilt: Tensor, pronation: Tensor) -> Tensor:
     return rotation_z(roll) @ r0 @ rotation_x(tilt) @ rotation_y(pronation)
 
 
-def _uniform(
+def uniform(
     shape: tuple[int, ...], low: float, high: float, g: torch.Generator, dev: torch.device
 ) -> Tensor:
-    """Samples from U(low, high) with the given shape."""
+    """Samples from U(low, high) with the given shape (the hand plugin's scene draws)."""
     return low + (high - low) * torch.rand(shape, generator=g, device=dev)
+
+
+_uniform = uniform
+
+
+def bent_forearm_direction(pose: HandPose, max_flexion_deg: float, max_deviation_deg: float, generator: torch.Generator) -> Tensor:
+    """(N, 3) unit direction from the wrist towards the elbow: the hand's proximal axis turned by
+    a wrist flexion of U(-max_flexion_deg, max_flexion_deg) and a radial/ulnar deviation of
+    U(-max_deviation_deg, max_deviation_deg). Draws 2 numbers per hand (flexion, then deviation)."""
+    n, dev = len(pose), pose.device
+    flex = torch.deg2rad(uniform((n,), -max_flexion_deg, max_flexion_deg, generator, dev))
+    deviation = torch.deg2rad(uniform((n,), -max_deviation_deg, max_deviation_deg, generator, dev))
+    proximal = torch.tensor([0.0, -1.0, 0.0], device=dev).expand(n, 3).unsqueeze(-1)
+    return (pose.rotation @ rotation_x(flex) @ rotation_z(deviation) @ proximal).squeeze(-1)
 
 
 def _limits(dev: torch.device) -> tuple[Tensor, Tensor]:

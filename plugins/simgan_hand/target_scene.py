@@ -29,8 +29,11 @@ from simgan_hand.render import (
     Primitives,
     crop_for_pose,
     hand_primitives,
-    mask_outside_frame,
+    plane_offset_behind,
+    render_plane_depth,
     render_primitives,
+    table_normal,
+    wall_normal,
 )
 from simgan_hand.simulator import hand_labels
 from simgan_hand.skeleton import (
@@ -41,23 +44,16 @@ from simgan_hand.skeleton import (
     check_count,
     check_generator,
     forward_kinematics,
-    rotation_x,
-    rotation_z,
+    bent_forearm_direction,
     sample_hand_pose,
 )
+from simgan_hand.skeleton import uniform as _uniform
 
 #: Crop pixels per rendering chunk (64 crops of 224 x 224) and per sensor-effect sub-chunk
 #: (16 crops): the renderer amortises per-primitive overhead over many crops, the pixel-wise
 #: effects run fastest on cache-sized tensors.
 CHUNK_PIXELS = 64 * 224 * 224
 EFFECT_CHUNK_PIXELS = 16 * 224 * 224
-
-
-def _uniform(
-    shape: tuple[int, ...], low: float, high: float, g: torch.Generator, dev: torch.device
-) -> Tensor:
-    """Samples from U(low, high) with the given shape."""
-    return low + (high - low) * torch.rand(shape, generator=g, device=dev)
 
 
 def _finite(z: Tensor) -> Tensor:
@@ -123,24 +119,13 @@ def forearm_capsules(pose: HandPose, joints: Tensor, generator: torch.Generator)
     """
     n, dev, g = len(pose), pose.device, generator
     s = pose.scale.view(n, 1)
-    flex = torch.deg2rad(_uniform((n,), -30.0, 30.0, g, dev))
-    deviation = torch.deg2rad(_uniform((n,), -15.0, 15.0, g, dev))
-    proximal = torch.tensor([0.0, -1.0, 0.0], device=dev).expand(n, 3).unsqueeze(-1)
-    d = (pose.rotation @ rotation_x(flex) @ rotation_z(deviation) @ proximal).squeeze(-1)
+    d = bent_forearm_direction(pose, 30.0, 15.0, g)
     wrist = joints[:, 0]
     r_wrist = _uniform((n, 1), 21.0, 25.0, g, dev) * s
     r_mid = r_wrist * _uniform((n, 1), 1.2, 1.35, g, dev)
     a = torch.stack([wrist, wrist + 90.0 * s * d], dim=1)
     b = torch.stack([wrist + 110.0 * s * d, wrist + 280.0 * s * d], dim=1)
-    empty3 = torch.zeros(n, 0, 3, device=dev)
-    return Primitives(
-        capsule_a=a,
-        capsule_b=b,
-        capsule_radius=torch.cat([r_wrist, r_mid], dim=1),
-        ellipsoid_centre=empty3,
-        ellipsoid_axes=torch.zeros(n, 0, 3, 3, device=dev),
-        ellipsoid_radii=empty3,
-    )
+    return Primitives.capsules(a, b, torch.cat([r_wrist, r_mid], dim=1))
 
 
 def background_plane(
@@ -161,30 +146,11 @@ def background_plane(
     wall = torch.rand((n, 1), generator=g, device=dev) < 0.55
     ax = torch.deg2rad(_uniform((n,), -25.0, 25.0, g, dev))
     ay = torch.deg2rad(_uniform((n,), -25.0, 25.0, g, dev))
-    nw = torch.stack(
-        [torch.sin(ay) * torch.cos(ax), -torch.sin(ax), torch.cos(ay) * torch.cos(ax)], dim=1
-    )
+    nw = wall_normal(ax, ay)
     phi = torch.deg2rad(_uniform((n,), 15.0, 55.0, g, dev))
     roll = torch.deg2rad(_uniform((n,), -10.0, 10.0, g, dev))
-    nt = torch.stack(
-        [-torch.sin(roll) * torch.cos(phi), torch.cos(roll) * torch.cos(phi), torch.sin(phi)], dim=1
-    )
-    normal = torch.where(wall, nw, nt)
-    reach = (joints * normal.unsqueeze(1)).sum(-1).amax(dim=1, keepdim=True) + 12.0 * s
-    offset = reach + _uniform((n, 1), 10.0, 160.0, g, dev)
-    return normal, offset.clamp_min(1.0).squeeze(1)
-
-
-def render_plane_depth(normal: Tensor, offset: Tensor, crop: CropParams) -> Tensor:
-    """Depth (N, 1, S, S) in mm of planes ``normal . p = offset`` seen through the crops; inf
-    where a ray does not meet the plane in front of the camera."""
-    rx, ry = crop.pixel_rays()
-    nx, ny, nz = (normal[:, k].view(-1, 1, 1) for k in range(3))
-    nd = nx * rx + (ny * ry + nz)
-    t = offset.view(-1, 1, 1) / nd
-    ok = (nd > 1e-6) & (t > 0)
-    z = torch.where(ok, t, torch.full_like(t, math.inf)).unsqueeze(1)
-    return mask_outside_frame(z, crop)
+    normal = torch.where(wall, nw, table_normal(phi, roll))
+    return normal, plane_offset_behind(joints, normal, s, _uniform((n, 1), 10.0, 160.0, g, dev))
 
 
 def render_target_scene(

@@ -1,8 +1,10 @@
 """The hand-depth task: 224x224 depth crops, 14 NYU joints, heatmap pose estimation.
 
 Synthetic crops come from the clean simulator (:mod:`simgan_hand.simulator`; the task's
-``scene`` says what it renders around the hand: ``hand_depth`` renders hand, forearm and an
-occasional wall, ``hand_depth_bare`` the bare hand model like NYU's synthdepth); "real" crops
+``scene`` says what it renders around the hand: ``hand_depth`` randomises the hand's flesh, a
+bent forearm and a tilted wall or table, ``hand_depth_wall`` renders a straight forearm and an
+occasional wall facing the camera, ``hand_depth_bare`` the bare hand model like NYU's
+synthdepth); "real" crops
 from the Kinect-like target generator (:mod:`simgan_hand.kinect`). Target labels are used
 only to score (and train the oracle) estimators, never by the refiner.
 """
@@ -32,7 +34,8 @@ NUM_JOINTS = 14
 FOREGROUND_BELOW = 0.98
 PCK_MAX_PX = 20
 #: The task's name for each simulator scene.
-TASK_NAMES: dict[str, str] = {"hand_arm_wall": "hand_depth", "hand": "hand_depth_bare", "hand_arm": "hand_depth_arm"}
+TASK_NAMES: dict[str, str] = {"randomised": "hand_depth", "hand_arm_wall": "hand_depth_wall", "hand": "hand_depth_bare",
+                              "hand_arm": "hand_depth_arm"}
 #: A target ("real") depth camera: ``(n, generator, *, device, size) -> (images, labels)``.
 TargetHands = Callable[..., tuple[Tensor, dict[str, Tensor]]]
 
@@ -56,7 +59,7 @@ class HandDepthTask(Task):
     #: 5 px; ``long`` (under 20 minutes on 2 cores) is (docs/hand.md).
     full_effect_profile = "long"
 
-    def __init__(self, scene: Scene = "hand_arm_wall") -> None:
+    def __init__(self, scene: Scene = "randomised") -> None:
         """``scene``: what the simulator renders around the hand (:data:`simgan_hand.simulator.SCENES`);
         the task's name follows from it (:data:`TASK_NAMES`).
         The same task through another depth camera is

@@ -36,6 +36,22 @@ def test_gap_closed_no_gap():
     assert gap_closed(3.0, 2.0, 3.0) is None
 
 
+def test_gap_closed_is_none_when_the_oracle_is_not_better_given_the_direction():
+    # PCK: synthetic 23.5, oracle 23.3 -> no gap to close (without the direction: 550 %)
+    assert gap_closed(23.5, 22.4, 23.3, lower_is_better=False) is None
+    assert gap_closed(23.5, 22.4, 23.3) == pytest.approx(5.5)
+    # errors: oracle 12 above synthetic 10 -> none either; the right way round, as before
+    assert gap_closed(10.0, 8.0, 12.0, lower_is_better=True) is None
+    assert gap_closed(10.0, 8.0, 6.0, lower_is_better=True) == pytest.approx(0.5)
+    assert gap_closed(50.0, 65.0, 80.0, lower_is_better=False) == pytest.approx(0.5)
+
+
+def test_table_shows_no_gap_closed_when_the_oracle_trails_synthetic():
+    est = {"synthetic": {"err": 5.0}, "refined": {"err": 4.0}, "target": {"err": 6.0}}
+    rows = format_results_table(_summary(estimators=est)).splitlines()[3:6]
+    assert [r.split()[-2] for r in rows] == ["-", "-", "-"]
+
+
 def _summary(**over):
     s = {
         "task": "gaze",

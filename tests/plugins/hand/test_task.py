@@ -154,4 +154,5 @@ def test_other_cameras_are_the_hand_task_with_only_the_target_replaced(registry,
 
 
 def test_hand_tasks_name_themselves_after_their_scene():
-    assert (HandDepthTask().name, HandDepthTask(scene="hand").name) == ("hand_depth", "hand_depth_bare")
+    assert (HandDepthTask().name, HandDepthTask(scene="hand_arm_wall").name, HandDepthTask(scene="hand").name) == (
+        "hand_depth", "hand_depth_wall", "hand_depth_bare")
