@@ -110,6 +110,11 @@ class Task(ABC):
     #: too short to (e.g. ``"paper"``). After a ``--profile default`` run the results say so.
     #: None (the default): nothing is said.
     full_effect_profile: str | None = None
+    #: Version of the task's data sources. A run folder records it (``task.json``) and
+    #: ``--resume`` refuses a folder made with another one: its refiner and estimators were
+    #: trained on images the sources no longer produce. Change it when the simulator or target
+    #: generator draws other images for the same seed. "" (the default): not versioned.
+    data_version: str = ""
 
     @property
     @abstractmethod
@@ -299,6 +304,7 @@ class DerivedTask(Task):
         self.base = base
         self.name = name
         self.full_effect_profile = base.full_effect_profile
+        self.data_version = base.data_version
         self._target = target
         self._synthetic = synthetic
         self._settings = settings or {}

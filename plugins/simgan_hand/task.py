@@ -68,6 +68,9 @@ class HandDepthTask(Task):
             raise ValueError(f"scene must be one of {SCENES}, got {scene!r}")
         self.scene = scene
         self.name = TASK_NAMES[scene]
+        # The randomised scene replaced hand_depth's simulator in place: a hand_depth folder
+        # made before it must not resume on the new images. The other scenes are unchanged.
+        self.data_version = "randomised scene 1" if scene == "randomised" else ""
         self._target = depth_camera(simulate_kinect_hands)
 
     @property

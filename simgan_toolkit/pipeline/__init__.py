@@ -20,6 +20,7 @@ DistributedDataParallel on N processes (:mod:`simgan_toolkit.training.distribute
 Run folder::
 
     config.json          the resolved configuration
+    task.json            the task's name and data version (Task.data_version; --resume checks it)
     metrics.jsonl        per-step SimGAN losses
     samples/*.png        synthetic | refined | real | |refined - synthetic|
     checkpoints/last.pt  trainer checkpoint (refiner, discriminator, optimisers, buffer, RNG)
@@ -40,7 +41,7 @@ Where each stage lives (each a top-level function, declared with :func:`~simgan_
 to run on every rank or on rank 0 alone, which a benchmark can call as well):
 
 =====================  ==============================================================
-``run_folder.py``      check, create and clean the run folder; write config.json
+``run_folder.py``      check, create and clean the run folder; write config.json and task.json
 ``data.py``            the data stage (simulate or read every side)
 ``estimators.py``      train and score the estimators (and psi's synthetic estimator)
 ``simgan.py``          build the trainer and train SimGAN

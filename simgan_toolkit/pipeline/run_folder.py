@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 from pathlib import Path
 
 from simgan_toolkit.config import RunConfig, check_resume_compatible, load_config_file
 from simgan_toolkit.errors import ConfigError
 from simgan_toolkit.io import TEMP_FILE_NAME, atomic_write_json, nearest_existing, probe_writable, remove_stale_temp_files
 from simgan_toolkit.pipeline.run import Run
+from simgan_toolkit.task import Task
 from simgan_toolkit.training import distributed as dist_utils
 
 CONFIG_FILE = "config.json"
+#: The task's name and data version (``Task.data_version``), beside config.json.
+TASK_FILE = "task.json"
 
 
 def remove_empty(folders: list[Path]) -> None:
@@ -43,6 +47,26 @@ def _check_same_config(saved_path: Path, config: RunConfig) -> None:
             f"cannot resume {str(saved_path.parent)!r}: {exc}; restore it or start a new run with another --out"
         ) from None
     check_resume_compatible(saved_settings, config, str(saved_path))
+
+
+def check_same_data_version(out: Path, task: Task) -> None:
+    """A resumed run's task must draw the images the saved run drew: same ``Task.data_version``
+    (a folder without task.json, from before versions were recorded, has version "")."""
+    path = out / TASK_FILE
+    try:
+        saved = json.loads(path.read_text())["data_version"] if path.exists() else ""
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot resume {str(out)!r}: {str(path)!r} is damaged ({exc}); restore it or start a new run "
+                          "with another --out") from None
+    if saved != task.data_version:
+        def said(version: str) -> str:
+            return f"version {version!r}" if version else "no version"
+
+        raise ConfigError(
+            f"cannot resume {str(out)!r}: it was made with {said(saved)} of the data of task {task.name!r}, and this "
+            f"toolkit draws {said(task.data_version)} (the task's simulator or target changed, so the saved refiner and "
+            "estimators were trained on other images); start a new run with another --out"
+        )
 
 
 def create_run_folder(out: Path) -> list[Path]:
@@ -90,6 +114,8 @@ def prepare_run_folder(run: Run) -> list[Path]:
     could, so that none is left waiting for it. Returns the folders rank 0 created (for
     :func:`remove_empty`); the other ranks get []."""
     check_run_folder(run.out, run.config, run.resume)
+    if run.resume:
+        check_same_data_version(run.out, run.task)
     # Every rank has looked at the folder before rank 0 touches it: otherwise a slower rank
     # sees rank 0's write probe and refuses the folder as "holding other files".
     dist_utils.barrier()
@@ -109,10 +135,12 @@ def prepare_run_folder(run: Run) -> list[Path]:
 
 
 def write_run_config(run: Run) -> None:
-    """Rank 0 writes config.json: from then on the folder holds a run that ``--resume`` continues."""
+    """Rank 0 writes config.json (and task.json, the task's data version): from then on the
+    folder holds a run that ``--resume`` continues."""
     if run.is_main:
         run.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run.out / CONFIG_FILE, run.config.model_dump(mode="json"))
+        atomic_write_json(run.out / TASK_FILE, {"task": run.task.name, "data_version": run.task.data_version})
 
 
 def clean_run_folder(run: Run) -> None:

@@ -156,3 +156,10 @@ def test_other_cameras_are_the_hand_task_with_only_the_target_replaced(registry,
 def test_hand_tasks_name_themselves_after_their_scene():
     assert (HandDepthTask().name, HandDepthTask(scene="hand_arm_wall").name, HandDepthTask(scene="hand").name) == (
         "hand_depth", "hand_depth_wall", "hand_depth_bare")
+
+
+def test_hand_depth_is_versioned_and_its_older_scenes_are_not(registry):
+    """hand_depth's simulator changed in place (randomised scene): its run folders from before must not resume."""
+    assert registry.create("task", "hand_depth").data_version == "randomised scene 1"
+    assert registry.create("task", "hand_depth_tof").data_version == "randomised scene 1"
+    assert registry.create("task", "hand_depth_wall").data_version == ""

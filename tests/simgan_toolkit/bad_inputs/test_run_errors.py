@@ -44,6 +44,13 @@ def _saved_run(root: Path, text: str | None = None) -> Mapping[str, str]:
     return {}
 
 
+def _saved_run_of_other_data(root: Path) -> Mapping[str, str]:
+    """A saved run whose task.json records another data version than the task's (gaze has none)."""
+    _saved_run(root)
+    (root / "run" / "task.json").write_text(json.dumps({"task": "gaze", "data_version": "old scene"}))
+    return {}
+
+
 def _truncated_config(root: Path) -> Mapping[str, str]:
     return _saved_run(root, json.dumps(_saved_config())[:100])
 
@@ -122,6 +129,9 @@ CASES: list[BadInput] = [
          "holds no run", setup=_empty_folder),
     case("resume-truncated-config", "`--resume` of a run whose config.json is truncated",
          (*SMOKE, "--resume", "--out", RUN), "config.json' is not valid JSON", setup=_truncated_config),
+    case("resume-other-data-version", "`--resume` of a run made with another version of the task's data (`Task.data_version`)",
+         (*SMOKE, "--resume", "--out", RUN), "made with version 'old scene' of the data of task 'gaze', and this toolkit draws no version",
+         setup=_saved_run_of_other_data),
     case("resume-other-settings", "`--resume` with other settings than the run's",
          (*SMOKE, "--resume", "--out", RUN, "--set", "train.steps=8", "--set", "train.lam=0.25"),
          "train.lam: saved 0.5, now 0.25; train.steps: saved 4, now 8", setup=_saved_run),
