@@ -279,9 +279,6 @@ def uniform(
     return low + (high - low) * torch.rand(shape, generator=g, device=dev)
 
 
-_uniform = uniform
-
-
 def bent_forearm_direction(pose: HandPose, max_flexion_deg: float, max_deviation_deg: float, generator: torch.Generator) -> Tensor:
     """(N, 3) unit direction from the wrist towards the elbow: the hand's proximal axis turned by
     a wrist flexion of U(-max_flexion_deg, max_flexion_deg) and a radial/ulnar deviation of
@@ -320,11 +317,11 @@ def sample_finger_angles(
     V-sign, pinch-like shapes). Per-joint jitter then breaks the synergy a little.
     """
     g, dev = generator, device
-    shared = _uniform((n, 1), 0.0, 1.0, g, dev)
+    shared = uniform((n, 1), 0.0, 1.0, g, dev)
     shared = shared + 0.12 * torch.randn((n, 5), generator=g, device=dev)
     closed = torch.rand((n, 5), generator=g, device=dev) < 0.5
-    closed_curl = _uniform((n, 5), 0.6, 1.0, g, dev)
-    open_curl = _uniform((n, 5), 0.0, 0.3, g, dev)
+    closed_curl = uniform((n, 5), 0.6, 1.0, g, dev)
+    open_curl = uniform((n, 5), 0.0, 0.3, g, dev)
     own = torch.where(closed, closed_curl, open_curl)
     use_shared = torch.rand((n, 1), generator=g, device=dev) < 0.5
     curl = torch.where(use_shared, shared, own).clamp(0.0, 1.0)
@@ -332,7 +329,7 @@ def sample_finger_angles(
     def deg(x: Tensor) -> Tensor:
         return torch.deg2rad(x)
 
-    jitter = _uniform((n, 5, 3), -1.0, 1.0, g, dev)
+    jitter = uniform((n, 5, 3), -1.0, 1.0, g, dev)
     c = curl[:, 1:]
     mcp = deg(-10.0 + 95.0 * c + 12.0 * jitter[:, 1:, 0])
     pip = deg(3.0 + 100.0 * c + 10.0 * jitter[:, 1:, 1])
@@ -346,10 +343,10 @@ def sample_finger_angles(
 
     # Spread: fingers fan out (index towards the thumb, little away from it); curled fingers
     # close up, as the collateral ligaments tighten in flexion.
-    spread = _uniform((n, 1), -0.3, 1.0, g, dev) * (1.0 - c)
+    spread = uniform((n, 1), -0.3, 1.0, g, dev) * (1.0 - c)
     max_spread = torch.deg2rad(torch.tensor([15.0, 3.0, -10.0, -20.0], device=dev))
-    fingers_abd = spread * max_spread + deg(_uniform((n, 4), -4.0, 4.0, g, dev))
-    thumb_abd = deg(_uniform((n, 1), -10.0, 40.0, g, dev))
+    fingers_abd = spread * max_spread + deg(uniform((n, 4), -4.0, 4.0, g, dev))
+    thumb_abd = deg(uniform((n, 1), -10.0, 40.0, g, dev))
     abduction = torch.cat([thumb_abd, fingers_abd], dim=1)
     return clamp_to_limits(flexion, abduction)
 
@@ -388,7 +385,7 @@ def sample_hand_pose(
     g = generator
 
     def u(low: float, high: float, *shape: int) -> Tensor:
-        return _uniform((n, *shape), low, high, g, dev)
+        return uniform((n, *shape), low, high, g, dev)
 
     scale = u(*SCALE_RANGE)
     palm_shape = torch.stack([u(0.92, 1.08), u(0.94, 1.06)], dim=1)

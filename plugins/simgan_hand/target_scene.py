@@ -46,8 +46,8 @@ from simgan_hand.skeleton import (
     forward_kinematics,
     bent_forearm_direction,
     sample_hand_pose,
+    uniform as _uniform,  # re-exported: the camera modules draw with it
 )
-from simgan_hand.skeleton import uniform as _uniform
 
 #: Crop pixels per rendering chunk (64 crops of 224 x 224) and per sensor-effect sub-chunk
 #: (16 crops): the renderer amortises per-primitive overhead over many crops, the pixel-wise
