@@ -14,12 +14,16 @@ refined from target is not those stages but the image's content. Numbers: docs/g
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from benchmarks.realism import visual_turing_test
+# The benchmark suite is a folder of the repository (run as `python -m benchmarks`), not an
+# installed package: make it importable when this file is run by path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.realism import visual_turing_test  # noqa: E402
 from simgan_gaze.target import JPEG_QUALITY_RANGE, add_sensor_noise, jpeg_compress, quantise_8bit
 from simgan_toolkit.data.hdf5 import read_images_h5
 from simgan_toolkit.plugin import get_registry
