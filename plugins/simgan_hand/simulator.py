@@ -158,7 +158,8 @@ def random_forearm(pose: HandPose, joints: Tensor, generator: torch.Generator) -
 
 def random_plane(pose: HandPose, joints: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """A plane near each hand, present in 90 % of the images: unit normal (N, 3) and offset (N,)
-    mm of ``{p : normal . p = offset}`` (offset inf where there is none).
+    mm of ``{p : normal . p = offset}`` (offset inf where there is none: no ray meets such a
+    plane, :func:`simgan_hand.render.render_plane_depth` gives inf everywhere).
 
     Half are walls behind the hand tilted by U(-35, 35) degrees about both image axes, half are
     tables under it seen from U(5, 65) degrees above with a roll of U(-20, 20) degrees. The
@@ -182,9 +183,7 @@ def render_randomised_context_mm(pose: HandPose, crop: CropParams, joints: Tenso
     """Depth (N, 1, S, S) mm of the ``"randomised"`` scene: hand, forearm and plane (z-buffer)."""
     hand = render_primitives(hand_primitives(pose, joints, **random_hand_shape(len(pose), generator, pose.device)), crop)
     forearm = render_primitives(random_forearm(pose, joints, generator), crop)
-    normal, offset = random_plane(pose, joints, generator)
-    plane = render_plane_depth(normal, offset, crop)
-    plane = torch.where(torch.isfinite(offset).view(-1, 1, 1, 1), plane, torch.full_like(plane, math.inf))
+    plane = render_plane_depth(*random_plane(pose, joints, generator), crop)  # inf offset: no plane
     return torch.minimum(torch.minimum(hand, forearm), plane)
 
 

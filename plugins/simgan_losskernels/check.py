@@ -152,7 +152,7 @@ def run_checks(device: torch.device, dtype: torch.dtype = torch.float32, size: s
 
 
 def _run_checks(device: torch.device, dtype: torch.dtype, size: str, seed: int) -> dict[str, dict[str, Any]]:
-    from simgan_losskernels.loss import TritonSimGANLoss
+    from simgan_losskernels.loss import TritonSimGANLoss, fused_gradient_options
 
     g = torch.Generator(device="cpu").manual_seed(seed)
 
@@ -226,7 +226,7 @@ def _run_checks(device: torch.device, dtype: torch.dtype, size: str, seed: int) 
         # instead, a difference psi(r) - psi(s) within one rounding of 0 flips the L1 sign
         # gradient, and a few flips among thousands of elements exceeded the bound (seed
         # 1746219890, bf16: 0.12).
-        ref_psi = psi if name == "gradients" else (lambda t, psi=psi: psi(t.to(dtype)).float())
+        ref_psi = psi if fused_gradient_options(psi) is not None else (lambda t, psi=psi: psi(t.to(dtype)).float())
         entry = _compare(
             lambda lg, x, y, psi=psi: fused.refiner_loss_from_images(lg, x, y, psi, 0.3).total,
             lambda lg, x, y, psi=ref_psi: ref.refiner_loss_from_images(lg, x, y, psi, 0.3).total,
