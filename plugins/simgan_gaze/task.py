@@ -134,8 +134,11 @@ def gaze_profiles() -> dict[str, dict[str, Any]]:
             # fresh classifier told refined from target eyes 83-93 % of the time; with group
             # norm each patch's features are normalised by its own image's statistics, D learns
             # in hundreds of steps what the plain one needs thousands for, and the refined eyes
-            # became harder to tell apart on all three gaze cameras (docs/gaze.md).
-            "refiner": {"width": 16, "blocks": 4, "output": "residual", "noise_channels": 1, "padding_mode": "replicate"},
+            # became harder to tell apart on all three gaze cameras (docs/gaze.md). With that
+            # stronger D one suite refiner saturated every pixel at white and, behind a hard
+            # clamp, never got a gradient again: the clamp passes gradients straight through.
+            "refiner": {"width": 16, "blocks": 4, "output": "residual", "noise_channels": 1, "padding_mode": "replicate",
+                        "options": {"residual_clamp": "straight_through"}},
             "discriminator": {"layers": _EYE_DISCRIMINATOR, "width_mult": 0.5, "norm": "group"},
             "train": {
                 "batch_size": 32, "refiner_pretrain_steps": 30, "discriminator_pretrain_steps": 100, "steps": 1000,

@@ -85,9 +85,11 @@ class LocalDiscriminator(Discriminator):
         layers: Sequence[str],
         width_mult: float = 1.0,
         norm: Norm = "none",
-        **_: object,
+        image_height: int | None = None,
+        image_width: int | None = None,
     ) -> None:
-        # **_ swallows image_height/image_width: a local discriminator works at any size.
+        # image_height/image_width are accepted and unused: a local discriminator works at any
+        # size. Anything else is an error (a misspelt option must not be silently ignored).
         super().__init__()
         self.net = parse_layers(layers, in_channels, width_mult, norm)
 

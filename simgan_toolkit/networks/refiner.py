@@ -69,6 +69,12 @@ class ResNetRefiner(Refiner):
         noise_channels: extra standard-normal input maps. The paper's refiner has none, which
             makes it deterministic: it cannot produce *random* sensor noise on flat synthetic
             regions. With K > 0 it can model a noise distribution (the paper's future work).
+        residual_clamp: how ``"residual"`` output is clamped to [-1, 1]. ``"hard"``: a plain
+            clamp, whose gradient is zero wherever it clamps, so a refiner that once pushed every
+            pixel past the range (a white image) never receives a gradient again and stays
+            saturated (seen with a group-norm discriminator, docs/gaze.md). ``"straight_through"``:
+            the same forward values, gradients as if unclamped, so self-regularisation pulls
+            it back.
         padding_mode: border padding of every spatial convolution (``zeros``, ``replicate``,
             ``reflect``). Zero padding tells the refiner where the border is, and adversarial
             training then paints frames along it that the target does not have.
@@ -96,14 +102,18 @@ class ResNetRefiner(Refiner):
         noise_channels: int = 0,
         padding_mode: Literal["zeros", "replicate", "reflect"] = "zeros",
         missing_value: float | None = None,
+        residual_clamp: Literal["hard", "straight_through"] = "hard",
     ) -> None:
         super().__init__()
+        if residual_clamp not in ("hard", "straight_through"):
+            raise ValueError(f"refiner residual_clamp must be 'hard' or 'straight_through', got {residual_clamp!r}")
         if kernel_size % 2 != 1:
             raise ValueError(f"refiner kernel_size must be odd to keep H and W, got {kernel_size}")
         if output not in ("tanh", "residual"):
             raise ValueError(f"refiner output must be 'tanh' or 'residual', got {output!r}")
         self.in_channels = in_channels
         self.output = output
+        self.residual_clamp = residual_clamp
         self.missing_value = missing_value
         # The dropout head's draw needs one uniform map per image channel; it arrives as extra
         # standard-normal noise maps so that `sample_noise` (and its generator) stays the one
@@ -127,6 +137,16 @@ class ResNetRefiner(Refiner):
             nn.init.zeros_(self.dropout_head.weight)
             nn.init.constant_(self.dropout_head.bias, DROPOUT_INIT_LOGIT)
 
+    def _clamp_residual(self, raw: Tensor) -> Tensor:
+        """``raw`` clamped to [-1, 1]. ``hard``: no gradient where it clamps. ``straight_through``:
+        the same values, but the gradient passes as if unclamped, so a refiner pushed past the
+        range everywhere (a white or black image) still feels the self-regularisation pulling it
+        back; with ``hard`` every gradient is zero there and it stays saturated for good."""
+        clamped = raw.clamp(-1.0, 1.0)
+        if self.residual_clamp == "hard":
+            return clamped
+        return raw + (clamped - raw).detach()
+
     def forward(self, x: Tensor, noise: Tensor | None = None) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"refiner expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
@@ -136,7 +156,7 @@ class ResNetRefiner(Refiner):
         inp = torch.cat([x, conv_noise], dim=1) if self.input_noise_channels else x
         features = self.blocks(self.stem(inp))
         out = self.head(features)
-        refined = (x + out).clamp(-1.0, 1.0) if self.output == "residual" else torch.tanh(out)
+        refined = self._clamp_residual(x + out) if self.output == "residual" else torch.tanh(out)
         if self.dropout_head is None:
             return refined
         assert noise is not None and self.missing_value is not None

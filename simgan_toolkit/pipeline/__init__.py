@@ -78,7 +78,7 @@ from simgan_toolkit.pipeline.run_folder import (
     remove_empty,
     write_run_config,
 )
-from simgan_toolkit.pipeline.simgan import train_simgan
+from simgan_toolkit.pipeline.simgan import check_networks, train_simgan
 from simgan_toolkit.pipeline.summary import save_figures, write_summary
 from simgan_toolkit.plugin import Registry
 from simgan_toolkit.report import format_results_table
@@ -128,6 +128,7 @@ def open_run(
 def _run_stages(run: Run) -> dict[str, Any]:
     """The stages, in order; each declares whether it runs on every rank or on rank 0 alone."""
     check_estimator(run)  # a wrong estimator must not surface only after SimGAN
+    check_networks(run)  # nor a refiner or discriminator setting its factory rejects
     created = prepare_run_folder(run)
     run.say(f"task {run.config.task!r}, profile {run.config.profile!r}, device {run.device}, output {run.out}")
     try:

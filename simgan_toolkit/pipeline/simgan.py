@@ -10,6 +10,13 @@ from simgan_toolkit.pipeline.data import RunData
 from simgan_toolkit.pipeline.run import Run, stage
 from simgan_toolkit.training import SimGANTrainer, TrainingOutcome
 from simgan_toolkit.training import distributed as dist_utils
+from simgan_toolkit.training.build import check_network_settings
+
+
+def check_networks(run: Run) -> None:
+    """Bad refiner or discriminator settings fail before any long work (see
+    :func:`~simgan_toolkit.training.build.check_network_settings`)."""
+    check_network_settings(run.config, run.registry, run.task.image_spec)
 
 
 @stage("simgan", ranks="all")

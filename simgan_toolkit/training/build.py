@@ -68,6 +68,36 @@ def build_feature_transform(config: RunConfig, registry: Registry, synthetic_est
     )
 
 
+def _create(registry: Registry, kind: str, name: str, **options: Any) -> Any:
+    """``registry.create`` for a network section of the config: a factory that rejects its
+    settings (an unknown or invalid ``options`` entry) is a configuration error naming the
+    section, not a traceback."""
+    try:
+        return registry.create(kind, name, **options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[{kind}] {name!r} rejected its settings: {exc}") from None
+
+
+def _discriminator(config: RunConfig, registry: Registry, spec: ImageSpec) -> Any:
+    """The configured discriminator for images of ``spec``, on the CPU."""
+    # With crop training the discriminator only ever sees crops: a global one is sized for them.
+    return _create(
+        registry, "discriminator", config.discriminator.name, in_channels=spec.channels,
+        image_height=config.train.crop_size or spec.height, image_width=config.train.crop_size or spec.width,
+        **config.discriminator.factory_options(),
+    )
+
+
+def check_network_settings(config: RunConfig, registry: Registry, image_spec: ImageSpec) -> None:
+    """Build the configured refiner and discriminator once on the CPU, inside a forked RNG (the
+    run's random streams untouched), so that a bad ``[refiner]`` or ``[discriminator]`` setting
+    fails in seconds with a :class:`ConfigError` instead of after the data and estimator stages."""
+    r_spec = refiner_spec(config, image_spec)
+    with torch.random.fork_rng(devices=[]):
+        _create(registry, "refiner", r_spec["name"], **r_spec["options"])
+        _discriminator(config, registry, image_spec)
+
+
 def build_simgan_networks(
     config: RunConfig, registry: Registry, task: Task, device: torch.device, synthetic_estimator: nn.Module | None = None,
 ) -> SimGANNetworks:
@@ -78,15 +108,8 @@ def build_simgan_networks(
     spec = task.image_spec
     r_spec = refiner_spec(config, spec)
     torch.manual_seed(config.seed)
-    refiner = to_device(registry.create("refiner", r_spec["name"], **r_spec["options"]), device, config.channels_last)
-    # With crop training the discriminator only ever sees crops: a global one is sized for them.
-    d_height = config.train.crop_size or spec.height
-    d_width = config.train.crop_size or spec.width
-    discriminator = registry.create(
-        "discriminator", config.discriminator.name, in_channels=spec.channels, image_height=d_height, image_width=d_width,
-        **config.discriminator.factory_options(),
-    )
-    discriminator = to_device(discriminator, device, config.channels_last)
+    refiner = to_device(_create(registry, "refiner", r_spec["name"], **r_spec["options"]), device, config.channels_last)
+    discriminator = to_device(_discriminator(config, registry, spec), device, config.channels_last)
     psi = to_device(build_feature_transform(config, registry, synthetic_estimator), device, config.channels_last)
     loss_name, loss = select_loss(registry, config.train.loss, device)
     return SimGANNetworks(refiner, discriminator, psi, loss, r_spec, loss_name)  # type: ignore[arg-type]

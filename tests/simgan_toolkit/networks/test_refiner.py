@@ -46,6 +46,34 @@ def test_residual_output_is_clamped():
     assert torch.equal(r(x), torch.ones_like(x))
 
 
+def _saturated_refiner(residual_clamp):
+    """A residual refiner whose head pushes every pixel 5 past the top of the range."""
+    r = ResNetRefiner(1, width=4, blocks=1, output="residual", residual_clamp=residual_clamp)
+    with torch.no_grad():
+        r.head.bias.fill_(5.0)
+    return r
+
+
+def test_straight_through_clamp_gives_the_same_values_as_the_hard_one():
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 6, 7) * 2 - 1
+    hard, straight = _saturated_refiner("hard"), _saturated_refiner("straight_through")
+    straight.load_state_dict(hard.state_dict())
+    assert torch.equal(hard(x), straight(x)) and torch.equal(straight(x), torch.ones_like(x))
+
+
+def test_saturated_refiner_gets_no_gradient_behind_a_hard_clamp_and_one_toward_the_range_behind_straight_through():
+    x = torch.zeros(1, 1, 4, 4)
+    grads = {}
+    for mode in ("hard", "straight_through"):
+        r = _saturated_refiner(mode)
+        (r(x) - x).abs().mean().backward()  # self-regularisation: |R(x) - x|
+        grads[mode] = r.head.bias.grad.item()
+    assert grads["hard"] == 0.0  # stuck at white for good
+    # d/db mean|x + b - x| with every pixel above x: +1; gradient descent lowers the bias.
+    assert grads["straight_through"] == pytest.approx(1.0)
+
+
 def test_tanh_output_within_unit_range():
     torch.manual_seed(0)
     r = ResNetRefiner(1, width=4, blocks=1, output="tanh")
@@ -97,7 +125,8 @@ def test_residual_block_is_identity_plus_relu_when_convs_zero():
     assert torch.equal(block(x), torch.relu(x))
 
 
-@pytest.mark.parametrize("kwargs,match", [({"kernel_size": 4}, "odd"), ({"output": "foo"}, "output")])
+@pytest.mark.parametrize("kwargs,match", [({"kernel_size": 4}, "odd"), ({"output": "foo"}, "output"),
+                                          ({"residual_clamp": "soft"}, "residual_clamp")])
 def test_bad_constructor_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ResNetRefiner(1, width=4, blocks=1, **kwargs)
