@@ -130,16 +130,8 @@ def gaze_profiles() -> dict[str, dict[str, Any]]:
             # Replicate padding and the weight average remove the frames and blotches that the
             # last iterate of a short run carried; 1000 iterations (not 250) let the refiner
             # learn lid shading and lash lines (docs/gaze.md, "What each training change bought").
-            # Group norm in D: the plain D stayed at chance through training (loss 1.38) while a
-            # fresh classifier told refined from target eyes 83-93 % of the time; with group
-            # norm each patch's features are normalised by its own image's statistics, D learns
-            # in hundreds of steps what the plain one needs thousands for, and the refined eyes
-            # became harder to tell apart on all three gaze cameras (docs/gaze.md). With that
-            # stronger D one suite refiner saturated every pixel at white and, behind a hard
-            # clamp, never got a gradient again: the clamp passes gradients straight through.
-            "refiner": {"width": 16, "blocks": 4, "output": "residual", "noise_channels": 1, "padding_mode": "replicate",
-                        "options": {"residual_clamp": "straight_through"}},
-            "discriminator": {"layers": _EYE_DISCRIMINATOR, "width_mult": 0.5, "norm": "group"},
+            "refiner": {"width": 16, "blocks": 4, "output": "residual", "noise_channels": 1, "padding_mode": "replicate"},
+            "discriminator": {"layers": _EYE_DISCRIMINATOR, "width_mult": 0.5},
             "train": {
                 "batch_size": 32, "refiner_pretrain_steps": 30, "discriminator_pretrain_steps": 100, "steps": 1000,
                 "k_g": 1, "k_d": 1, "lam": 0.5, "history_size": 3200, "refiner_ema": 0.99,

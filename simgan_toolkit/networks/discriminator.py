@@ -22,7 +22,10 @@ from torch import Tensor, nn
 from simgan_toolkit.networks.base import Discriminator
 
 #: Normalisations after each hidden convolution. ``group`` (GroupNorm, up to 8 groups) normalises
-#: each image on its own but hides absolute intensity from D. ``batch`` normalises over the
+#: each image on its own but hides absolute intensity from D; it also makes each patch's features
+#: relative to its own image, which let a gaze D learn in hundreds of steps what the plain one
+#: needed thousands for, but left the refiner free to repaint lids and pupils (docs/gaze.md).
+#: ``batch`` normalises over the
 #: batch, so D's verdict on a refined image depends on what shares its batch; the trainer
 #: therefore shows it a real batch beside the refined one in the refiner step as in its own
 #: step (``SimGANTrainer._discriminate_refined``).

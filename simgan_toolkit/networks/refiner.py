@@ -74,7 +74,8 @@ class ResNetRefiner(Refiner):
             pixel past the range (a white image) never receives a gradient again and stays
             saturated (seen with a group-norm discriminator, docs/gaze.md). ``"straight_through"``:
             the same forward values, gradients as if unclamped, so self-regularisation pulls
-            it back.
+            it back. Off in every profile: in default gaze runs on two cameras the refiner then
+            drifted into grey, label-losing images (docs/gaze.md).
         padding_mode: border padding of every spatial convolution (``zeros``, ``replicate``,
             ``reflect``). Zero padding tells the refiner where the border is, and adversarial
             training then paints frames along it that the target does not have.

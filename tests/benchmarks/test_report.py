@@ -101,6 +101,14 @@ def test_realism_markdown_shows_each_classifier_and_the_self_check():
     assert failed.endswith("Do not read the Turing column of this task.")
 
 
+def test_realism_markdown_shows_the_refined_rows_score_on_every_refiner():
+    rows = {"refined (SimGAN)": {"kid": 1.0, "kid_std": 0.1, "turing_accuracy": 80.0, "turing_accuracies": [80.0, 79.0, 85.0],
+                                 "turing_by_refiner": [80.0, 70.0, 75.0], "label_preservation": {}}}
+    # mean 75.0, sample std sqrt(((5^2) + 5^2 + 0) / 2) = 5.0
+    assert realism_markdown(rows)[2] == ("| refined (SimGAN) | 1.00 ± 0.10 | 80.0 % (80.0, 79.0, 85.0); "
+                                         "by refiner 80.0, 70.0, 75.0: mean 75.0 ± 5.0 % | – |")
+
+
 def _speed(task="gaze", profile="smoke"):
     return {"task": task, "profile": profile, "device": "cpu", "batch_size": 8, "train_images_per_s": 123.456,
             "train_seconds_per_iteration": 0.0648, "simulator_images_per_s": 1500.4, "target_images_per_s": 99.5,

@@ -152,6 +152,11 @@ def test_gaze_realism(gaze):
     assert check["second_target"]["turing_accuracy"] == rows["labelled-target sample (calibration)"]["turing_accuracy"]
     assert isinstance(check["passed"], bool)
     assert rows["refined (SimGAN)"]["label_preservation"] and rows["synthetic"]["label_preservation"] == {}
+    # the refined row is scored on every refiner of the sim-to-real table, the first being the row's own
+    by_refiner = rows["refined (SimGAN)"]["turing_by_refiner"]
+    assert len(by_refiner) == TINY.simgan_seeds and by_refiner[0] == rows["refined (SimGAN)"]["turing_accuracy"]
+    assert all(0 <= a <= 100 for a in by_refiner)
+    assert all("turing_by_refiner" not in row for name, row in rows.items() if name != "refined (SimGAN)")
     assert "gaze_cnn" in r["kid_extractor"]
 
 
