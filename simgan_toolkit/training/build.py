@@ -4,6 +4,8 @@ psi and loss, as one :class:`SimGANNetworks`."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -68,12 +70,12 @@ def build_feature_transform(config: RunConfig, registry: Registry, synthetic_est
     )
 
 
-def _create(registry: Registry, kind: str, name: str, **options: Any) -> Any:
-    """``registry.create`` for a network section of the config: a factory that rejects its
-    settings (an unknown or invalid ``options`` entry) is a configuration error naming the
-    section, not a traceback."""
+@contextmanager
+def _settings_checked(kind: str, name: str) -> Iterator[None]:
+    """Around a network factory call: a factory that rejects its settings (an unknown or invalid
+    ``options`` entry) is a configuration error naming the config section, not a traceback."""
     try:
-        return registry.create(kind, name, **options)
+        yield
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[{kind}] {name!r} rejected its settings: {exc}") from None
 
@@ -81,11 +83,18 @@ def _create(registry: Registry, kind: str, name: str, **options: Any) -> Any:
 def _discriminator(config: RunConfig, registry: Registry, spec: ImageSpec) -> Any:
     """The configured discriminator for images of ``spec``, on the CPU."""
     # With crop training the discriminator only ever sees crops: a global one is sized for them.
-    return _create(
-        registry, "discriminator", config.discriminator.name, in_channels=spec.channels,
-        image_height=config.train.crop_size or spec.height, image_width=config.train.crop_size or spec.width,
-        **config.discriminator.factory_options(),
-    )
+    with _settings_checked("discriminator", config.discriminator.name):
+        return registry.create(
+            "discriminator", config.discriminator.name, in_channels=spec.channels,
+            image_height=config.train.crop_size or spec.height, image_width=config.train.crop_size or spec.width,
+            **config.discriminator.factory_options(),
+        )
+
+
+def _refiner(registry: Registry, spec: dict[str, Any]) -> Any:
+    """The refiner of ``spec`` (:func:`refiner_spec`), on the CPU."""
+    with _settings_checked("refiner", spec["name"]):
+        return registry.create("refiner", spec["name"], **spec["options"])
 
 
 def check_network_settings(config: RunConfig, registry: Registry, image_spec: ImageSpec) -> None:
@@ -94,7 +103,7 @@ def check_network_settings(config: RunConfig, registry: Registry, image_spec: Im
     fails in seconds with a :class:`ConfigError` instead of after the data and estimator stages."""
     r_spec = refiner_spec(config, image_spec)
     with torch.random.fork_rng(devices=[]):
-        _create(registry, "refiner", r_spec["name"], **r_spec["options"])
+        _refiner(registry, r_spec)
         _discriminator(config, registry, image_spec)
 
 
@@ -108,7 +117,7 @@ def build_simgan_networks(
     spec = task.image_spec
     r_spec = refiner_spec(config, spec)
     torch.manual_seed(config.seed)
-    refiner = to_device(_create(registry, "refiner", r_spec["name"], **r_spec["options"]), device, config.channels_last)
+    refiner = to_device(_refiner(registry, r_spec), device, config.channels_last)
     discriminator = to_device(_discriminator(config, registry, spec), device, config.channels_last)
     psi = to_device(build_feature_transform(config, registry, synthetic_estimator), device, config.channels_last)
     loss_name, loss = select_loss(registry, config.train.loss, device)
