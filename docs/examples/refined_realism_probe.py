@@ -12,7 +12,7 @@ A diagnostic for any task. Two parts, both against fresh target images (never se
    without group norm. Patch accuracy is what the trainer logs as ``d_acc``; image accuracy
    averages each image's patch logits. If D alone needs thousands of steps to separate what a
    small classifier separates in a hundred, it cannot lead the refiner in a short run (this is
-   how the gaze profile came to use a group-norm D; docs/gaze.md).
+   how the gaze discriminator was found to sit at chance; docs/gaze.md).
 
     python -m simgan_toolkit.run --task gaze --out runs/gaze
     python docs/examples/refined_realism_probe.py runs/gaze           # ~2 min on a 2-core CPU
@@ -64,7 +64,7 @@ VIEWS: dict[str, Callable[[Tensor], Tensor]] = {
 def probe_discriminator(config: RunConfig, registry: Registry, real: Tensor, refined: Tensor, *, norm: str,
                         steps: int, batch_size: int = 32, seed: int = 0) -> dict[str, float]:
     """Train ``config``'s discriminator (with ``norm``) alone for ``steps`` Adam steps (the run's D
-    learning rate) on the first halves of ``real`` and ``refined`` (N, C, H, W); returns held-out
+    learning rate and betas) on the first halves of ``real`` and ``refined`` (N, C, H, W); returns held-out
     ``patch_acc`` and ``image_acc`` (%) on the second halves."""
     n = min(len(real), len(refined)) // 2
     if n < 2:
@@ -75,7 +75,8 @@ def probe_discriminator(config: RunConfig, registry: Registry, real: Tensor, ref
     d = registry.create("discriminator", config.discriminator.name, in_channels=real.shape[1],
                         image_height=real.shape[2], image_width=real.shape[3], **options)
     loss = select_loss(registry, "auto", torch.device("cpu"))[1]
-    opt = torch.optim.Adam(d.parameters(), lr=config.train.discriminator_optimizer.lr, betas=(0.5, 0.999))
+    d_opt = config.train.discriminator_optimizer
+    opt = torch.optim.Adam(d.parameters(), lr=d_opt.lr, betas=(d_opt.beta1, d_opt.beta2))
     half = min(batch_size, n)
     d.train()
     for _ in range(steps):
