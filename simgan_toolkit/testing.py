@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import io
 import os
 import shutil
@@ -27,6 +28,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 #: Names of temporary files the toolkit writes before an atomic rename, or keeps to resume.
@@ -83,6 +85,17 @@ class BadInput:
             values.update(self.setup(root))
         argv = [self.command, *(a.format(**values) for a in self.argv)]
         return argv, {key: value.format(**values) for key, value in self.env.items()}
+
+
+def load_module(path: Path, name: str | None = None) -> ModuleType:
+    """The Python file at ``path`` executed as a fresh module named ``name`` (default: the file's
+    stem), e.g. an example script of the docs or a plugin file that is not an installed package."""
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {str(path)!r} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_cli(argv: Sequence[str]) -> CliResult:

@@ -4,13 +4,11 @@ tiny fabricated files laid out as the page says (``data/...`` under a temporary 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
 import shlex
 from pathlib import Path
-from types import ModuleType
 
 import h5py
 import numpy as np
@@ -22,17 +20,11 @@ from PIL import Image
 from simgan_toolkit import plugin as plugin_module
 from simgan_toolkit.data import convert_dataset, read_images_h5, resolve_loader
 from simgan_toolkit.plugin import PluginManager
+from simgan_toolkit.testing import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "real-datasets.md"
 EXAMPLE = ROOT / "docs" / "examples" / "eye_png_dataset.py"
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- the example format --------------------------------------------------------------------
@@ -41,7 +33,7 @@ def test_page_contains_the_example_verbatim():
 
 
 def test_example_format_registers_detects_and_converts(tmp_path, cli, monkeypatch):
-    example = _load("eye_png_dataset", EXAMPLE)
+    example = load_module(EXAMPLE, "eye_png_dataset")
     root = tmp_path / "my_eyes"
     root.mkdir()
     Image.fromarray(np.full((35, 55), 255, dtype=np.uint8)).save(root / "0001.png")
@@ -80,8 +72,8 @@ def test_example_format_registers_detects_and_converts(tmp_path, cli, monkeypatc
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     """``data/`` laid out as the page's "Where to put the files": tiny versions of each dataset."""
-    gaze = _load("gaze_fabrication", ROOT / "tests" / "plugins" / "gaze" / "datasets" / "conftest.py")
-    nyu = _load("nyu_fabrication", ROOT / "tests" / "plugins" / "hand" / "test_nyu_end_to_end.py")
+    gaze = load_module(ROOT / "tests" / "plugins" / "gaze" / "datasets" / "conftest.py", "gaze_fabrication")
+    nyu = load_module(ROOT / "tests" / "plugins" / "hand" / "test_nyu_end_to_end.py", "nyu_fabrication")
     base = tmp_path_factory.mktemp("docs")
     data = base / "data"
     imgs = data / "UnityEyes" / "imgs"

@@ -3,7 +3,6 @@ against another camera) register and train, and the page shows them verbatim."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,17 +11,10 @@ import pytest
 from simgan_toolkit.config import build_config
 from simgan_toolkit.pipeline import run_pipeline
 from simgan_toolkit.plugin import PluginManager
+from simgan_toolkit.testing import load_module
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 EXAMPLE = DOCS / "examples" / "minimal_plugin.py"
-
-
-def _load_example(path: Path = EXAMPLE):
-    """The example file at ``path`` imported as a module (named after the file), as a plugin."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_page_contains_the_example_verbatim():
@@ -30,7 +22,7 @@ def test_page_contains_the_example_verbatim():
 
 
 def test_minimal_plugin_registers_through_the_public_api():
-    manager = PluginManager(load_entry_points=False, plugins=[("spots", _load_example())])
+    manager = PluginManager(load_entry_points=False, plugins=[("spots", load_module(EXAMPLE))])
     entries = {(e.kind, e.name): e.plugin for e in manager.registry.entries()}
     assert entries[("task", "spots")] == "spots"
     assert entries[("estimator", "spot_cnn")] == "spots"
@@ -38,7 +30,7 @@ def test_minimal_plugin_registers_through_the_public_api():
 
 @pytest.mark.slow
 def test_minimal_plugin_trains_end_to_end(tmp_path):
-    manager = PluginManager(load_entry_points=False, plugins=[("spots", _load_example())])
+    manager = PluginManager(load_entry_points=False, plugins=[("spots", load_module(EXAMPLE))])
     task = manager.registry.create("task", "spots")
     config = build_config("spots", "smoke", task.profiles())
     summary = run_pipeline(config, tmp_path, manager.registry, progress=False, say=lambda _: None)
@@ -60,7 +52,7 @@ def test_grainy_camera_plugin_changes_only_the_target():
     """Installed next to the built-in plugins, it is hand_depth with another target camera."""
     import torch
 
-    registry = PluginManager(plugins=[("grainy", _load_example(GRAINY))]).registry
+    registry = PluginManager(plugins=[("grainy", load_module(GRAINY))]).registry
     assert registry.get("task", "hand_depth_grainy").plugin == "grainy"
     task, base = registry.create("task", "hand_depth_grainy"), registry.create("task", "hand_depth")
     cpu = torch.device("cpu")
@@ -78,7 +70,7 @@ def test_grainy_camera_plugin_changes_only_the_target():
 
 @pytest.mark.slow
 def test_grainy_camera_plugin_trains_end_to_end(tmp_path):
-    manager = PluginManager(plugins=[("grainy", _load_example(GRAINY))])
+    manager = PluginManager(plugins=[("grainy", load_module(GRAINY))])
     task = manager.registry.create("task", "hand_depth_grainy")
     config = build_config("hand_depth_grainy", "smoke", task.profiles(), overrides=["device='cpu'"])
     summary = run_pipeline(config, tmp_path, manager.registry, progress=False, say=lambda _: None)

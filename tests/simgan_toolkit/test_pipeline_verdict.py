@@ -3,7 +3,6 @@ task's ``full_effect_profile``; on a tiny task built from the minimal plugin of 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from simgan_toolkit.errors import PluginError
 from simgan_toolkit.pipeline import run_pipeline
 from simgan_toolkit.plugin import Entry, PluginManager, Registry
 from simgan_toolkit.report import verdict_line
+from simgan_toolkit.testing import load_module
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +24,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "minimal_p
 def spots_registry() -> Registry:
     """The minimal plugin's registry plus ``spots_full``: its task, naming "smoke" as the
     profile that shows the full effect (both of its profiles are tiny)."""
-    spec = importlib.util.spec_from_file_location("minimal_plugin_verdict", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(EXAMPLE, "minimal_plugin_verdict")
     registry = PluginManager(load_entry_points=False, plugins=[("spots", module)]).registry
     base = type(registry.create("task", "spots"))
 
