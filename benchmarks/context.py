@@ -73,7 +73,7 @@ class BenchContext:
 def suite_config(task_name: str, task: Task, suite: Suite, extra: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """The run config a suite uses for ``task_name``: profile, then suite overrides, then ``extra``."""
     overrides = [*suite.overrides.get(task_name, []), *extra]
-    return build_config(task_name, suite.profile, task.profiles(), overrides=overrides)
+    return build_config(task_name, suite.profile_for(task), task.profiles(), overrides=overrides)
 
 
 def make_context(

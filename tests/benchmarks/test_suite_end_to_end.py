@@ -241,6 +241,18 @@ def test_speed_only_runs_no_task_tables(registry, tmp_path):
     _check_folder(tmp_path / "out", [])
 
 
+def test_a_suite_without_speed_profiles_multipliers_or_ablations_skips_those_parts(registry, tmp_path):
+    """The shape of the `long` suite: sim-to-real rows only, even when every part is asked for."""
+    suite = dataclasses.replace(TINY, speed_profiles=(), multipliers=(), ablations=())
+    results = run_suite(suite, ["gaze"], registry, CPU, tmp_path / "out", parts=("sim2real", "ablations", "speed"),
+                        say=lambda _: None)
+    assert "speed" not in results and "ablations" not in results["tasks"]["gaze"]
+    expected = [r for r in SIM2REAL_ROWS if "2x" not in r]
+    assert list(results["tasks"]["gaze"]["sim2real"]) == expected
+    text = (tmp_path / "out" / "results.md").read_text(encoding="utf-8")
+    assert "## gaze" in text and "## Speed" not in text
+
+
 def test_unknown_part_is_refused_before_any_work(registry, tmp_path):
     with pytest.raises(ConfigError, match="unknown benchmark parts") as info:
         run_suite(TINY, ["gaze"], registry, CPU, tmp_path / "out", parts=("sim2real", "plots"), say=lambda _: None)
