@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     from benchmarks.suites import SUITES
 
     p = argparse.ArgumentParser(prog="python -m benchmarks", description="Refined vs synthetic vs baselines, ablations, realism and speed.")
-    p.add_argument("--suite", default="quick", choices=sorted(SUITES), help="tiny (seconds, for tests), quick (2-core CPU, 24 min measured for gaze + hand_depth side by side), full (GPU)")
+    p.add_argument("--suite", default="quick", choices=sorted(SUITES), help="tiny (seconds, for tests), quick (2-core CPU, 24 min measured for gaze + hand_depth side by side), long (sim-to-real and realism at each task's full-effect profile; 2-core CPU, 60 min measured for hand_depth), full (GPU)")
     p.add_argument("--task", default="all", help="a registered task, a comma-separated list, or 'all' (gaze and hand_depth)")
     p.add_argument("--out", required=True, type=Path, help="output folder (results.json, results.md, PNG plots)")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")

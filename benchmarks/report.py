@@ -131,7 +131,8 @@ def plot_rows(task: str, tables: dict[str, dict[str, Any]], primary: str, lower_
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(f"{primary}, mean ± std over seeds\n({'lower' if lower_is_better else 'higher'} is better)")
-    ax.set_title(f"{task}: sim-to-real (blue) and ablations (orange)", fontsize=9)
+    parts = "sim-to-real (blue) and ablations (orange)" if "ablations" in tables else "sim-to-real"
+    ax.set_title(f"{task}: {parts}", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")  # long row names must not clip the labels

@@ -206,6 +206,20 @@ def test_plot_rows_labels_a_bar_for_every_row_of_every_table(tmp_path, monkeypat
     assert seen == [[*ROWS, "no history buffer"]]
 
 
+@pytest.mark.parametrize(("tables", "title"), [
+    ({"sim2real": ROWS, "ablations": {"no history buffer": ROWS["refined"]}}, "gaze: sim-to-real (blue) and ablations (orange)"),
+    ({"sim2real": ROWS}, "gaze: sim-to-real"),  # the long suite has no ablations: the title must not promise them
+])
+def test_plot_rows_title_names_only_the_tables_plotted(tmp_path, monkeypatch, tables, title):
+    from matplotlib.axes import Axes
+
+    seen = []
+    original = Axes.set_title
+    monkeypatch.setattr(Axes, "set_title", lambda self, label, *a, **kw: (seen.append(label), original(self, label, *a, **kw))[1])
+    plot_rows("gaze", tables, "err", True, tmp_path / "r.png")
+    assert seen == [title]
+
+
 def test_plot_curves_writes_a_png_of_curve_metrics(tmp_path):
     path = tmp_path / "hand_curves.png"
     assert plot_curves("hand", ROWS, path) == path
