@@ -188,7 +188,9 @@ def run_suite(
 
         run_tasks(suite, tasks, registry, device, out, parts, say, extra, jobs, finished)
         results["tasks"] = {t: results["tasks"][t] for t in tasks}  # the order asked for, not of finishing
-    if "speed" in parts and suite.speed_profiles:
+    if "speed" in parts and not suite.speed_profiles:
+        say(f"[speed] skipped: suite {suite.name!r} measures no profile")
+    elif "speed" in parts:
         say("[speed]")
         results["speed"] = [
             measure_speed(task, registry.create("task", task), profile, registry, device, suite.speed_iterations)

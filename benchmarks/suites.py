@@ -3,8 +3,8 @@
 ``tiny`` exists so a test can run the whole suite end to end in seconds (the numbers mean
 nothing); ``quick`` is meant for a 2-core CPU (25-minute budget for gaze and hand_depth side by
 side: see docs/benchmarks.md for the measured time); ``long`` runs only the sim-to-real and
-realism tables, each task at the profile where it shows refinement's full effect (a CPU hour
-or less per task); ``full`` uses the paper profiles and is meant for a GPU.
+realism tables, each task at the profile where it shows refinement's full effect (measured on
+the 2-core CPU: hand_depth 60 min, gaze 10 min); ``full`` uses the paper profiles and is meant for a GPU.
 """
 
 from __future__ import annotations

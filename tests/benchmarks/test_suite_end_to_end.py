@@ -244,9 +244,10 @@ def test_speed_only_runs_no_task_tables(registry, tmp_path):
 def test_a_suite_without_speed_profiles_multipliers_or_ablations_skips_those_parts(registry, tmp_path):
     """The shape of the `long` suite: sim-to-real rows only, even when every part is asked for."""
     suite = dataclasses.replace(TINY, speed_profiles=(), multipliers=(), ablations=())
+    said: list[str] = []
     results = run_suite(suite, ["gaze"], registry, CPU, tmp_path / "out", parts=("sim2real", "ablations", "speed"),
-                        say=lambda _: None)
-    assert "speed" not in results and "ablations" not in results["tasks"]["gaze"]
+                        say=said.append)
+    assert "speed" not in results and "[speed] skipped: suite 'tiny' measures no profile" in said and "ablations" not in results["tasks"]["gaze"]
     expected = [r for r in SIM2REAL_ROWS if "2x" not in r]
     assert list(results["tasks"]["gaze"]["sim2real"]) == expected
     text = (tmp_path / "out" / "results.md").read_text(encoding="utf-8")
